@@ -1,0 +1,289 @@
+#include "userflux/config.h"
+
+#include "userflux/configcheck.h"
+#include "userflux/pluginhost.h"
+#include "userflux/thresholds.h"
+
+#include <QFile>
+#include <QUrl>
+
+#include <algorithm>
+
+namespace Userflux {
+
+using nlohmann::json;
+
+Result<json> readJsonFile(const QString &path)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return Error{QStringLiteral("io"), QStringLiteral("cannot read %1: %2").arg(path, f.errorString())};
+    const QByteArray data = f.readAll();
+    try {
+        return json::parse(data.constBegin(), data.constEnd());
+    } catch (const json::parse_error &e) {
+        // Turn the byte offset into line:column, which is what a person editing the file needs.
+        const qsizetype offset = std::min<qsizetype>(qsizetype(e.byte), data.size());
+        const qsizetype line = data.left(offset).count('\n') + 1;
+        const qsizetype col = offset - data.left(offset).lastIndexOf('\n');
+        QString what = QString::fromStdString(e.what());
+        what = what.mid(what.indexOf(QLatin1String(": ")) + 2);
+        return Error{QStringLiteral("json"),
+                     QStringLiteral("%1:%2:%3: invalid JSON: %4").arg(path).arg(line).arg(col).arg(what)};
+    }
+}
+
+namespace {
+
+void validateTarget(const json &config, ConfigChecker &c)
+{
+    auto target = c.required(config, "target", QString());
+    if (!target || !c.object(*target, QStringLiteral("target"),
+                             {"base_url", "http_version", "timeout", "headers", "tls", "follow_redirects", "max_redirects"}))
+        return;
+    const QString p = QStringLiteral("target");
+    std::optional<QString> scheme;
+    if (auto url = c.string(*target, "base_url", p, true)) {
+        const QUrl u(*url, QUrl::StrictMode);
+        if (!u.isValid() || (u.scheme() != QLatin1String("http") && u.scheme() != QLatin1String("https")) || u.host().isEmpty())
+            c.error(QStringLiteral("target.base_url"),
+                    QStringLiteral("\"%1\" is not an http:// or https:// URL with a host").arg(*url));
+        else
+            scheme = u.scheme();
+        if (u.isValid() && (u.hasQuery() || u.hasFragment()))
+            c.error(QStringLiteral("target.base_url"), QStringLiteral("must not have a query or fragment"));
+    }
+    if (auto v = c.oneOf(*target, "http_version", p, {"auto", "1.1", "2", "h2c"}, false)) {
+        if (*v == QLatin1String("2") && scheme == QLatin1String("http"))
+            c.error(QStringLiteral("target.http_version"),
+                    QStringLiteral("\"2\" negotiates HTTP/2 by TLS ALPN and needs an https:// base_url; use \"h2c\" for "
+                                   "cleartext HTTP/2"));
+        if (*v == QLatin1String("h2c") && scheme == QLatin1String("https"))
+            c.error(QStringLiteral("target.http_version"), QStringLiteral("\"h2c\" is cleartext; with https:// use \"2\""));
+    }
+    c.duration(*target, "timeout", p, false, false);
+    c.stringMap(*target, "headers", p);
+    if (target->contains("tls")) {
+        const json &tls = (*target)["tls"];
+        if (c.object(tls, QStringLiteral("target.tls"), {"verify", "ca_file"})) {
+            c.boolean(tls, "verify", QStringLiteral("target.tls"), false);
+            if (tls.contains("ca_file") && !tls["ca_file"].is_null())
+                c.string(tls, "ca_file", QStringLiteral("target.tls"), false);
+        }
+    }
+    c.boolean(*target, "follow_redirects", p, false);
+    c.integer(*target, "max_redirects", p, 0, 50, false);
+}
+
+void validateLoad(const json &config, ConfigChecker &c)
+{
+    auto load = c.required(config, "load", QString());
+    if (!load)
+        return;
+    const QString p = QStringLiteral("load");
+    if (!load->is_object()) {
+        c.object(*load, p, {});
+        return;
+    }
+    const auto model = c.oneOf(*load, "model", p, {"closed", "open"}, false);
+    if (model == QLatin1String("open")) {
+        c.error(QStringLiteral("load.model"), QStringLiteral("the open (arrival-rate) model is not available in this "
+                                                             "version; use \"closed\" with stages or vus/iterations"));
+        return;
+    }
+    const bool hasStages = load->contains("stages");
+    const bool hasIterations = load->contains("vus") || load->contains("iterations");
+    if (hasStages && hasIterations) {
+        c.error(p, QStringLiteral("use either \"stages\" or \"vus\" with \"iterations\", not both"));
+        return;
+    }
+    if (!hasStages && !hasIterations) {
+        c.error(p, QStringLiteral("needs \"stages\": [{\"duration\": \"30s\", \"target\": 20}, ...] or \"vus\" and "
+                                  "\"iterations\""));
+        return;
+    }
+    if (hasStages) {
+        c.object(*load, p, {"model", "stages", "graceful_stop", "workers"});
+        const json &stages = (*load)["stages"];
+        if (!stages.is_array() || stages.empty()) {
+            c.error(QStringLiteral("load.stages"), QStringLiteral("must be a non-empty list of {duration, target}"));
+        } else {
+            bool anyPositive = false;
+            for (size_t i = 0; i < stages.size(); ++i) {
+                const QString sp = ConfigChecker::index(QStringLiteral("load.stages"), int(i));
+                if (!c.object(stages[i], sp, {"duration", "target"}))
+                    continue;
+                c.duration(stages[i], "duration", sp, true, true);
+                if (auto t = c.integer(stages[i], "target", sp, 0, 100000, true); t && *t > 0)
+                    anyPositive = true;
+            }
+            if (!anyPositive && !c.hasErrors())
+                c.error(QStringLiteral("load.stages"), QStringLiteral("no stage has a target above 0: nothing would run"));
+        }
+    } else {
+        c.object(*load, p, {"model", "vus", "iterations", "graceful_stop", "max_duration", "workers"});
+        c.integer(*load, "vus", p, 1, 100000, true);
+        c.integer(*load, "iterations", p, 1, 1000000000, true);
+        c.duration(*load, "max_duration", p, false, false);
+    }
+    c.duration(*load, "graceful_stop", p, false, true);
+    c.integer(*load, "workers", p, 1, 256, false);
+}
+
+void validateSinks(const json &config, PluginHost &host, ConfigChecker &c, ConfigErrors *errors)
+{
+    if (!config.contains("sinks"))
+        return;
+    const json &sinks = config["sinks"];
+    if (!sinks.is_array()) {
+        c.error(QStringLiteral("sinks"), QStringLiteral("must be a list like [{\"plugin\": \"file\"}]"));
+        return;
+    }
+    for (size_t i = 0; i < sinks.size(); ++i) {
+        const QString sp = ConfigChecker::index(QStringLiteral("sinks"), int(i));
+        if (!sinks[i].is_object()) {
+            c.error(sp, QStringLiteral("must be an object like {\"plugin\": \"file\"}"));
+            continue;
+        }
+        auto id = c.string(sinks[i], "plugin", sp, true);
+        if (!id)
+            continue;
+        auto plugin = host.sink(*id);
+        if (!plugin) {
+            c.error(ConfigChecker::join(sp, QStringLiteral("plugin")), plugin.error().message);
+            continue;
+        }
+        errors->append((*plugin)->validate(sinks[i], sp));
+    }
+}
+
+} // namespace
+
+ConfigErrors validateConfig(const json &config, PluginHost &host, const QString &baseDir)
+{
+    ConfigErrors errors;
+    ConfigChecker c(&errors);
+    if (!c.object(config, QString(),
+                  {"schema", "name", "description", "target", "load", "scenario", "protocol", "sinks", "thresholds"}))
+        return errors;
+    if (config.contains("schema") && config["schema"] != ConfigSchemaId)
+        c.error(QStringLiteral("schema"), QStringLiteral("must be \"%1\"").arg(QLatin1String(ConfigSchemaId)));
+    c.string(config, "name", QString(), false);
+    c.string(config, "description", QString(), false, true);
+    validateTarget(config, c);
+    validateLoad(config, c);
+
+    if (auto scenario = c.required(config, "scenario", QString())) {
+        if (scenario->is_object()) {
+            if (auto id = c.string(*scenario, "plugin", QStringLiteral("scenario"), true)) {
+                auto plugin = host.scenario(*id);
+                if (!plugin)
+                    c.error(QStringLiteral("scenario.plugin"), plugin.error().message);
+                else
+                    errors.append((*plugin)->validate(*scenario, baseDir));
+            }
+        } else {
+            c.object(*scenario, QStringLiteral("scenario"), {});
+        }
+    }
+
+    if (config.contains("protocol") && !config["protocol"].is_object()) {
+        c.object(config["protocol"], QStringLiteral("protocol"), {});
+    } else {
+        const QString id = config.contains("protocol") && config["protocol"].contains("plugin")
+            ? QString::fromStdString(config["protocol"].value("plugin", std::string()))
+            : QStringLiteral("http");
+        auto plugin = host.protocol(id);
+        if (!plugin)
+            c.error(QStringLiteral("protocol.plugin"), plugin.error().message);
+        else
+            errors.append((*plugin)->validate(config));
+    }
+
+    validateSinks(config, host, c, &errors);
+    if (config.contains("thresholds"))
+        parseThresholds(config["thresholds"], &errors);
+    return errors;
+}
+
+QString formatConfigErrors(const ConfigErrors &errors)
+{
+    QStringList lines;
+    for (const ConfigError &e : errors)
+        lines << (e.path.isEmpty() ? e.message : e.path + QStringLiteral(": ") + e.message);
+    return lines.join(QLatin1Char('\n'));
+}
+
+int LoadPlan::maxVus() const
+{
+    if (model == Model::ClosedIterations)
+        return vus;
+    int m = 0;
+    for (const Stage &s : stages)
+        m = std::max(m, s.target);
+    return m;
+}
+
+std::chrono::microseconds LoadPlan::plannedDuration() const
+{
+    if (model == Model::ClosedIterations)
+        return maxDuration.value_or(std::chrono::microseconds(0));
+    std::chrono::microseconds total{0};
+    for (const Stage &s : stages)
+        total += s.duration;
+    return total;
+}
+
+double LoadPlan::targetAt(std::chrono::microseconds t) const
+{
+    if (model == Model::ClosedIterations)
+        return vus;
+    double from = 0;
+    std::chrono::microseconds begin{0};
+    for (const Stage &s : stages) {
+        const auto end = begin + s.duration;
+        if (t < end) {
+            if (s.duration.count() <= 0)
+                return s.target;
+            const double frac = double((t - begin).count()) / double(s.duration.count());
+            return from + (s.target - from) * std::clamp(frac, 0.0, 1.0);
+        }
+        from = s.target;
+        begin = end;
+    }
+    return stages.empty() ? 0.0 : double(stages.back().target);
+}
+
+Result<LoadPlan> parseLoadPlan(const json &load)
+{
+    ConfigErrors errors;
+    ConfigChecker c(&errors);
+    LoadPlan plan;
+    if (!load.is_object())
+        return Error{QStringLiteral("config"), QStringLiteral("load: must be an object")};
+    if (load.contains("stages")) {
+        plan.model = LoadPlan::Model::ClosedStages;
+        if (load["stages"].is_array()) {
+            for (size_t i = 0; i < load["stages"].size(); ++i) {
+                const QString sp = ConfigChecker::index(QStringLiteral("load.stages"), int(i));
+                Stage s;
+                s.duration = c.duration(load["stages"][i], "duration", sp, true).value_or(std::chrono::microseconds(0));
+                s.target = int(c.integer(load["stages"][i], "target", sp, 0, 100000, true).value_or(0));
+                plan.stages.push_back(s);
+            }
+        }
+    } else {
+        plan.model = LoadPlan::Model::ClosedIterations;
+        plan.vus = int(c.integer(load, "vus", QStringLiteral("load"), 1, 100000, true).value_or(0));
+        plan.iterations = c.integer(load, "iterations", QStringLiteral("load"), 1, 1000000000, true).value_or(0);
+        plan.maxDuration = c.duration(load, "max_duration", QStringLiteral("load"), false);
+    }
+    if (auto g = c.duration(load, "graceful_stop", QStringLiteral("load"), false))
+        plan.gracefulStop = *g;
+    plan.workers = int(c.integer(load, "workers", QStringLiteral("load"), 1, 256, false).value_or(0));
+    if (!errors.isEmpty())
+        return Error{QStringLiteral("config"), formatConfigErrors(errors)};
+    return plan;
+}
+
+} // namespace Userflux
