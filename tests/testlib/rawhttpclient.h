@@ -3,8 +3,8 @@
 // exact control over the bytes sent (split requests, pipelining, garbage) and an exact view of what came back
 // (every response in order, framing headers, whether and when the server closed).
 //
-// Threading: lives on the test's thread. The wait*() functions spin that thread's event loop (QTest::qWaitFor),
-// so a server on the same thread keeps running while a test waits; they never block it.
+// Threading: lives on the test's thread. The wait*() functions run that thread's event loop (waitUntil()), so a
+// server on the same thread keeps running while a test waits; they never block it.
 #include <QAbstractSocket>
 #include <QByteArray>
 #include <QList>
@@ -13,8 +13,13 @@
 #include <QTcpSocket>
 
 #include <deque>
+#include <functional>
 
 namespace Userflux::Test {
+
+// Runs the calling thread's event loop until predicate() is true (returns true) or timeoutMs passes (returns
+// predicate()). Wakes on events rather than polling, so a round trip costs microseconds, not 10 ms.
+bool waitUntil(const std::function<bool()> &predicate, int timeoutMs = 3000);
 
 class RawHttpClient : public QObject {
     Q_OBJECT
