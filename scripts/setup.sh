@@ -10,6 +10,8 @@ packages=(
   libgl-dev libegl-dev libopengl-dev libglx-dev libvulkan-dev libxkbcommon-dev
   # reports
   python3 python3-matplotlib python3-numpy
+  # the quick start probes the demo gateway
+  curl
 )
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(nginx-light python3-pytest python3-jsonschema xvfb xauth)

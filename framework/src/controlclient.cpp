@@ -1,5 +1,7 @@
 #include "userflux/controlclient.h"
 
+#include "userflux/runid.h"
+
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
@@ -59,6 +61,13 @@ QString logTail(const QString &path, qint64 offset)
 QString describe(const QByteArray &verb, const QString &path)
 {
     return QString::fromLatin1(verb) + QLatin1Char(' ') + path.section(QLatin1Char('?'), 0, 0);
+}
+
+// Refused before anything is sent: an id like ".." would otherwise be normalised away by the URL.
+QCoro::Task<Result<json>> invalidIdTask(QString runId)
+{
+    co_return Error{QStringLiteral("invalid_run_id"),
+                    QStringLiteral("invalid run id \"%1\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}").arg(runId)};
 }
 
 } // namespace
@@ -317,17 +326,23 @@ QCoro::Task<Result<json>> Client::listRuns()
 
 QCoro::Task<Result<json>> Client::getRun(const QString &runId)
 {
+    if (!isValidRunId(runId))
+        return invalidIdTask(runId);
     return call("GET", QStringLiteral("/api/v1/runs/") + QString::fromLatin1(QUrl::toPercentEncoding(runId)));
 }
 
 QCoro::Task<Result<json>> Client::runSummary(const QString &runId)
 {
+    if (!isValidRunId(runId))
+        return invalidIdTask(runId);
     return call("GET", QStringLiteral("/api/v1/runs/") + QString::fromLatin1(QUrl::toPercentEncoding(runId)) +
                            QStringLiteral("/summary"));
 }
 
 QCoro::Task<Result<json>> Client::stopRun(const QString &runId)
 {
+    if (!isValidRunId(runId))
+        return invalidIdTask(runId);
     return call("POST", QStringLiteral("/api/v1/runs/") + QString::fromLatin1(QUrl::toPercentEncoding(runId)) +
                             QStringLiteral("/stop"),
                 json::object());
@@ -335,6 +350,8 @@ QCoro::Task<Result<json>> Client::stopRun(const QString &runId)
 
 QCoro::Task<Result<json>> Client::timeseries(const QString &runId, double sinceS)
 {
+    if (!isValidRunId(runId))
+        return invalidIdTask(runId);
     return call("GET", QStringLiteral("/api/v1/runs/") + QString::fromLatin1(QUrl::toPercentEncoding(runId)) +
                            QStringLiteral("/timeseries?since=") + QString::number(sinceS, 'g', 12));
 }

@@ -397,6 +397,20 @@ private:
         return std::nullopt;
     }
 
+    // The JSON value of a variable that has one: vu and iter are numbers, and a value extracted from a JSON body
+    // keeps its type, so {"item_id": "{{item}}"} sends a number when the item id was one.
+    std::optional<json> typedValue(const QString &name, const IVuContext &ctx) const
+    {
+        if (name == QLatin1String("vu"))
+            return json(ctx.vu());
+        if (name == QLatin1String("iter"))
+            return json(ctx.iteration());
+        auto it = m_jsonVars.constFind(name);
+        if (it != m_jsonVars.constEnd())
+            return *it;
+        return std::nullopt;
+    }
+
     QString render(const Template &t, IVuContext &ctx)
     {
         if (t.isConstant())
@@ -421,8 +435,15 @@ private:
             r.headers.append({name, render(value, ctx).toUtf8()});
         if (step.jsonBody) {
             json body = *step.jsonBody;
-            for (const auto &[ptr, t] : step.jsonTemplates)
+            for (const auto &[ptr, t] : step.jsonTemplates) {
+                if (t.isSingleVariable()) {
+                    if (auto typed = typedValue(t.variables().front(), ctx)) {
+                        body[ptr] = *typed;
+                        continue;
+                    }
+                }
                 body[ptr] = render(t, ctx).toStdString();
+            }
             r.body = QByteArray::fromStdString(body.dump());
             if (headerValue(r.headers, "content-type").isEmpty())
                 r.headers.append({QByteArrayLiteral("Content-Type"), QByteArrayLiteral("application/json")});
@@ -478,14 +499,17 @@ private:
         bool tried = false;
         for (const Extraction &x : step.extractions) {
             std::optional<QString> value;
+            m_jsonVars.remove(x.variable);
             if (x.from == Extraction::From::Header) {
                 const QByteArray v = headerValue(resp.headers, x.header);
                 if (!v.isEmpty())
                     value = QString::fromUtf8(v);
             } else if (const json *doc = parsed(resp, body, tried)) {
                 const json::json_pointer ptr(x.pointer);
-                if (doc->contains(ptr))
+                if (doc->contains(ptr)) {
                     value = jsonText((*doc)[ptr]);
+                    m_jsonVars.insert(x.variable, (*doc)[ptr]);
+                }
             }
             if (value)
                 m_vars.insert(x.variable, *value);
@@ -502,6 +526,7 @@ private:
     int m_vu;
     const QStringList *m_row = nullptr;
     QHash<QString, QString> m_vars;
+    QHash<QString, json> m_jsonVars; // extracted from JSON, with their JSON type
     QSet<QString> m_warned;
 };
 

@@ -19,6 +19,8 @@ public:
     static Result<Template> compile(const QString &text);
 
     bool isConstant() const { return m_names.isEmpty(); }
+    // True when the whole text is one "{{name}}" (JSON bodies then keep the variable's own JSON type).
+    bool isSingleVariable() const { return m_parts.size() == 1 && m_parts.front().variable; }
     const QStringList &variables() const { return m_names; }
     const QString &source() const { return m_source; }
 

@@ -1,0 +1,174 @@
+"""The main job end to end: userfluxctl -> userfluxd -> userflux-agent against real servers on loopback."""
+import json
+import math
+import os
+import signal
+import time
+
+from conftest import assert_contract, free_port, http_json, status_of, summary_of
+
+
+def steps_config(base_url, load, steps=None, **extra):
+    config = {
+        "name": "e2e",
+        "target": {"base_url": base_url, "timeout": "5s"},
+        "load": load,
+        "scenario": {"plugin": "steps",
+                     "steps": steps or [{"name": "home", "path": "/"}, {"name": "page", "path": "/page?id={{iter}}"}]},
+        "sinks": [{"plugin": "file", "samples": True}],
+    }
+    config.update(extra)
+    return config
+
+
+def test_nginx_ramp_hold_down_counts_match_access_log(ctl, nginx, tmp_path):
+    stages = [{"duration": "2s", "target": 4}, {"duration": "2s", "target": 4}, {"duration": "1s", "target": 0}]
+    config = steps_config(nginx.url, {"model": "closed", "stages": stages, "graceful_stop": "5s"},
+                          thresholds={"error_rate": ["< 0.01"], "latency_ms": ["p99 < 1000"]})
+    config["scenario"]["think_time"] = "20ms"
+    proc = ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    run = ctl.only_run()
+    summary = assert_contract(run)
+    totals = summary["totals"]
+    assert status_of(run)["state"] == "finished"
+    assert summary["run"]["state"] == "finished"
+    assert totals["requests"] > 50
+    assert totals["errors"] == 0 and totals["interrupted"] == 0
+    # The server's own count of requests equals ours.
+    assert nginx.requests_logged() == totals["requests"] + totals["retries"]
+    assert summary["status_codes"] == {"200": totals["requests"]}
+    assert {e["name"]: e["requests"] for e in summary["endpoints"]} == {"home": totals["requests"] // 2,
+                                                                       "page": totals["requests"] // 2}
+    assert all(t["ok"] for t in summary["thresholds"]) and len(summary["thresholds"]) == 2
+    assert totals["vus_max"] == 4
+    # vUsers over time follow the stages: ramp 0 -> 4 over 2 s, hold 4, ramp down to 0.
+    vus = {b["t_s"]: b["vus"] for b in summary["timeseries"]}
+    assert vus[0] <= 2, vus
+    assert vus[2] == 4 and vus[3] == 4, vus
+    assert vus[max(vus)] == 0, vus
+    # Requests flow in every second of the hold.
+    assert all(b["requests"] > 0 for b in summary["timeseries"] if 1 <= b["t_s"] <= 3)
+    # Samples: one line per request.
+    assert len((run / "samples.ndjson").read_text().splitlines()) == totals["requests"]
+    assert "requests" in proc.stdout and "p95" in proc.stdout
+    # logs.txt has the daemon's and the agent's lines.
+    logs = (run / "logs.txt").read_text()
+    assert "agent" in logs and "daemon" in logs
+
+
+def test_demo_gateway_error_rate_matches_gateway_count(ctl, gateway_factory, tmp_path):
+    port = gateway_factory("--error-rate", "0.2", "--seed", "7", "--latency-scale", "0.2")
+    steps = [
+        {"name": "login", "method": "POST", "path": "/api/login", "json": {"user": "u{{vu}}", "password": "pw"},
+         "extract": {"token": "json:/token"}},
+        {"name": "items", "path": "/api/items", "headers": {"Authorization": "Bearer {{token}}"},
+         "checks": [{"status": 200}]},
+    ]
+    config = steps_config(f"http://127.0.0.1:{port}", {"model": "closed", "vus": 3, "iterations": 40}, steps)
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=90, check=0)
+    run = ctl.only_run()
+    summary = assert_contract(run)
+    totals = summary["totals"]
+    stats = http_json(port, "/__gateway/stats")
+    assert totals["requests"] == 3 * 40 * 2 == stats["requests"]
+    assert totals["iterations"] == 120
+    # Our error count is exactly the gateway's own count of error responses.
+    assert totals["errors"] == stats["errors_5xx"] > 0
+    assert summary["errors_by_kind"]["http_status"] == totals["errors"]
+    assert math.isclose(totals["error_rate"], stats["errors_5xx"] / stats["requests"], abs_tol=1e-6)
+    fivexx = sum(n for code, n in summary["status_codes"].items() if code.startswith("5"))
+    assert fivexx == stats["errors_5xx"]
+    # The gateway's Server-Timing header is broken down per backend service.
+    services = {s["service"] for s in summary["server_timing"]}
+    assert {"auth", "catalog", "inventory"} <= services
+    # A failed check is counted on its own and does not add errors.
+    items_check = [c for c in summary["checks"] if c["step"] == "items"][0]
+    assert items_check["passes"] + items_check["fails"] == 120
+
+
+def test_closed_port_is_classified_connect_refused(ctl, tmp_path):
+    port = free_port()  # nothing listens there
+    config = steps_config(f"http://127.0.0.1:{port}", {"model": "closed", "vus": 2, "iterations": 10},
+                          [{"name": "home", "path": "/"}])
+    proc = ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    run = ctl.only_run()
+    summary = assert_contract(run)
+    totals = summary["totals"]
+    assert totals["requests"] == 20 and totals["errors"] == 20 and totals["ok"] == 0
+    assert summary["errors_by_kind"]["connect_refused"] == 20
+    assert totals["error_rate"] == 1.0
+    assert summary["status_codes"] == {}
+    assert status_of(run)["state"] == "finished"
+
+
+def test_sigint_to_agent_aborts_with_final_summary(ctl, nginx, tmp_path):
+    config = steps_config(nginx.url, {"model": "closed", "stages": [{"duration": "60s", "target": 3}],
+                                      "graceful_stop": "2s"})
+    config["scenario"]["think_time"] = "10ms"
+    follower = ctl.popen("run", str(ctl.write_config(tmp_path, config)), "--follow")
+    try:
+        deadline = time.monotonic() + 20
+        pid = None
+        while time.monotonic() < deadline:
+            runs = [d for d in ctl.runs.iterdir() if d.is_dir()] if ctl.runs.exists() else []
+            if runs and (runs[0] / "timeseries.ndjson").exists():
+                status = status_of(runs[0])
+                if status.get("state") == "running" and status.get("agent_pid"):
+                    pid = status["agent_pid"]
+                    break
+            time.sleep(0.1)
+        assert pid, "the run never started"
+        time.sleep(1.0)
+        sent = time.monotonic()
+        os.kill(pid, signal.SIGINT)
+        out, err = follower.communicate(timeout=30)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 130, (out, err)
+    assert stopped_after < 2 + 3, stopped_after  # graceful_stop + margin
+    run = ctl.only_run()
+    status = status_of(run)
+    assert status["state"] == "aborted"
+    assert status["exit_code"] == 130
+    summary = assert_contract(run)
+    assert summary["final"] is True and summary["run"]["state"] == "aborted"
+    assert summary["totals"]["requests"] > 0
+    # nginx logs every request it answered; an interrupted one may or may not have reached it.
+    t = summary["totals"]
+    assert t["ok"] + t["errors"] <= nginx.requests_logged() <= t["requests"] + t["retries"]
+    samples = (run / "samples.ndjson").read_text()
+    assert samples.endswith("\n")
+    assert len(samples.splitlines()) == summary["totals"]["requests"]
+
+
+def test_invalid_config_names_every_field_and_exits_2(ctl, tmp_path):
+    config = steps_config("http://127.0.0.1:1", {"model": "closed", "stages": [{"duration": "3x", "target": 2}]})
+    config["target"]["timout"] = "1s"
+    config["scenario"]["steps"][0]["method"] = "FETCH"
+    path = ctl.write_config(tmp_path, config)
+    for args in (("validate", str(path)), ("run", str(path))):
+        proc = ctl(*args, timeout=60)
+        assert proc.returncode == 2, proc
+        out = proc.stdout + proc.stderr
+        assert "load.stages[0].duration" in out
+        assert "target.timout" in out and "timeout" in out
+        assert "scenario.steps[0].method" in out
+    # Nothing was created for a refused run.
+    assert not ctl.runs.exists() or not [d for d in ctl.runs.iterdir() if d.is_dir()]
+
+
+def test_report_from_a_real_run(ctl, nginx, tmp_path):
+    config = steps_config(nginx.url, {"model": "closed", "stages": [{"duration": "2s", "target": 2},
+                                                                    {"duration": "1s", "target": 0}]})
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    run = ctl.only_run()
+    proc = ctl("report", run.name, timeout=120, check=0)
+    assert "report.html" in proc.stdout
+    html = (run / "report.html").read_text()
+    assert "home" in html and "page" in html
+    for png in ("throughput.png", "latency.png", "latency_hist.png"):
+        data = (run / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
