@@ -172,6 +172,11 @@ QCoro::Task<Result<void>> Client::ensureDaemon()
                         QStringLiteral("cannot start userfluxd: %1 is not an executable").arg(program)};
 
     const QString logPath = QDir(m_runsRoot).filePath(QLatin1String(DaemonLogFileName));
+    // Every auto-started daemon appends to the same log: keep one previous generation past 1 MiB.
+    if (QFileInfo(logPath).size() > 1024 * 1024) {
+        QFile::remove(logPath + QStringLiteral(".1"));
+        QFile::rename(logPath, logPath + QStringLiteral(".1"));
+    }
     const qint64 logOffset = QFileInfo(logPath).size();
     QStringList args{QStringLiteral("--runs-dir"), m_runsRoot};
     if (!m_idleExit.isEmpty())

@@ -443,6 +443,7 @@ void Executor::tick()
             setTarget(int(std::floor(plan.targetAt(elapsed) + 1e-9)));
         }
     }
+    noteVus();
     // One flush round at a time, shortly after each second boundary, so buckets are complete when emitted.
     const qint64 second = elapsed.count() / 1000000;
     if (m_pendingReplies == 0 && !m_finishing && second > m_nextBucket && (elapsed.count() % 1000000) >= 20000)
@@ -486,7 +487,16 @@ void Executor::onVuActivated(bool created)
     --m_pendingActivations;
     if (created)
         ++m_running;
+    noteVus();
+}
+
+void Executor::noteVus()
+{
+    // A bucket's "vus" is the most vUsers active at any moment of its second.
     m_vusMax = std::max(m_vusMax, m_running);
+    const qint64 index = duration_cast<microseconds>(MonoClock::now() - m_start).count() / 1000000;
+    int &v = m_bucketVus[index];
+    v = std::max(v, m_running);
 }
 
 void Executor::onVuExited(int)
@@ -577,7 +587,7 @@ void Executor::emitBuckets(qint64 upTo, bool final)
             {"schema", "userflux.timeseries/1"},
             {"t_s", index},
             {"duration_s", std::round(durationS * 1e6) / 1e6},
-            {"vus", m_running},
+            {"vus", m_bucketVus.count(index) ? m_bucketVus[index] : m_running},
             {"requests", finished},
             {"ok", stats.ok},
             {"errors", stats.errors},
@@ -597,6 +607,7 @@ void Executor::emitBuckets(qint64 upTo, bool final)
                                     {"p95", ms(h.valueAtPercentile(95))}, {"p99", ms(h.valueAtPercentile(99))},
                                     {"max", ms(h.max())}, {"mean", std::round(h.mean()) / 1000.0}};
         }
+        m_bucketVus.erase(index);
         m_totals.merge(stats);
         m_timeseries.push_back(bucket);
         if (onBucket)

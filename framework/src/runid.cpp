@@ -8,7 +8,8 @@ namespace Userflux {
 
 bool isValidRunId(const QString &id)
 {
-    static const QRegularExpression re(QStringLiteral("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"));
+    // anchoredPattern: "$" alone would also match before a trailing newline.
+    static const QRegularExpression re(QRegularExpression::anchoredPattern(QStringLiteral("[A-Za-z0-9][A-Za-z0-9._-]{0,63}")));
     if (id == QLatin1String(".") || id == QLatin1String(".."))
         return false;
     return re.match(id).hasMatch();

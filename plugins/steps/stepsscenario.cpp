@@ -161,10 +161,10 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
         names << step.name;
         if (st.contains("method")) {
             if (auto m = c.string(st, "method", p, false)) {
-                if (!kMethods.contains(m->toUpper()))
+                if (!kMethods.contains(*m))
                     c.error(ConfigChecker::join(p, QStringLiteral("method")),
                             QStringLiteral("\"%1\" is not one of %2").arg(*m, kMethods.join(", ")));
-                step.method = m->toUpper().toLatin1();
+                step.method = m->toLatin1();
             }
         } else {
             step.method = "GET";
@@ -213,7 +213,7 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
                 for (size_t k = 0; k < st["checks"].size(); ++k) {
                     const json &ck = st["checks"][k];
                     const QString kp = ConfigChecker::index(cp, int(k));
-                    if (!c.object(ck, kp, {"name", "status", "header", "equals", "body_contains", "json", "exists", "latency_below"}))
+                    if (!c.object(ck, kp, {"name", "status", "header", "equals", "contains", "body_contains", "json", "exists", "latency_below"}))
                         continue;
                     Check check;
                     const int kinds = int(ck.contains("status")) + int(ck.contains("header")) + int(ck.contains("body_contains"))
@@ -240,8 +240,11 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
                         check.header = c.string(ck, "header", kp, true).value_or(QString()).toLatin1();
                         if (ck.contains("equals"))
                             check.equals = jsonText(ck["equals"]);
+                        if (auto part = c.string(ck, "contains", kp, false, false))
+                            check.contains = part->toUtf8();
                         check.name = check.equals ? QStringLiteral("header %1 == %2").arg(QString::fromLatin1(check.header), *check.equals)
-                                                  : QStringLiteral("header %1 present").arg(QString::fromLatin1(check.header));
+                            : !check.contains.isEmpty() ? QStringLiteral("header %1 contains \"%2\"").arg(QString::fromLatin1(check.header), QString::fromUtf8(check.contains))
+                                                        : QStringLiteral("header %1 present").arg(QString::fromLatin1(check.header));
                     } else if (ck.contains("body_contains")) {
                         check.kind = Check::Kind::BodyContains;
                         check.contains = c.string(ck, "body_contains", kp, true).value_or(QString()).toUtf8();
@@ -269,6 +272,8 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
                             check.below = *d;
                         check.name = QStringLiteral("latency < %1").arg(formatDuration(check.below));
                     }
+                    if (ck.contains("contains") && check.kind != Check::Kind::Header)
+                        c.error(ConfigChecker::join(kp, QStringLiteral("contains")), QStringLiteral("only applies to header checks (use body_contains for bodies)"));
                     if (ck.contains("equals") && check.kind != Check::Kind::Header && check.kind != Check::Kind::JsonPointer)
                         c.error(ConfigChecker::join(kp, QStringLiteral("equals")), QStringLiteral("only applies to header and json checks"));
                     if (auto n = c.string(ck, "name", kp, false))
@@ -476,7 +481,9 @@ private:
             case Check::Kind::Status: pass = c.statuses.contains(resp.status); break;
             case Check::Kind::Header: {
                 const QByteArray v = headerValue(resp.headers, c.header);
-                pass = resp.status > 0 && (c.equals ? QString::fromUtf8(v) == *c.equals : !v.isNull() && !v.isEmpty());
+                pass = resp.status > 0
+                    && (c.equals ? QString::fromUtf8(v) == *c.equals
+                                 : !c.contains.isEmpty() ? v.contains(c.contains) : !v.isEmpty());
                 break;
             }
             case Check::Kind::BodyContains: pass = resp.body.contains(c.contains); break;

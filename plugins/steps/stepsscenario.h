@@ -22,7 +22,7 @@ struct Check {
     std::optional<QString> equals;   // Header, JsonPointer (compared as JSON text for non-strings)
     std::optional<nlohmann::json> jsonEquals;
     bool exists = true;              // JsonPointer
-    QByteArray contains;             // BodyContains
+    QByteArray contains;             // BodyContains, Header (substring)
     std::string pointer;             // JsonPointer
     std::chrono::microseconds below{0}; // LatencyBelow
 };

@@ -4,14 +4,19 @@
 // A daemon serves one runs root and publishes its endpoint in <runs root>/.userfluxd.json (mode 0600):
 //   {"address": "127.0.0.1", "port": 41234, "token": "<64 hex>", "pid": 1234, "version": "0.1.0",
 //    "runs_root": "/abs/runs"}
-// Every call carries "Authorization: Bearer <token>". The API (all JSON, versioned under /api/v1):
+// Every call carries "Authorization: Bearer <token>" (else 401 {"error":"unauthorized"} and nothing more).
+// Errors are {"error": code, "message": sentence}: 400 invalid_run_id / bad_request / invalid_data_file,
+// 404 not_found, 405 method_not_allowed, 409 not_active, 503 shutting_down. The API (JSON, under /api/v1):
 //   GET  /api/v1/health                       -> {status, version, runs_root, active_runs, pid}
-//   POST /api/v1/runs {config, config_dir}    -> 201 {run_id, state, run_dir[, message]}
+//   POST /api/v1/runs {config, config_dir}    -> 201 {run_id, state ("running", or "failed" + message when the
+//                                                agent could not start), run_dir, agent_pid}
 //                                                400 {error:"invalid_config", errors:[{path, message}]}
 //   GET  /api/v1/runs                         -> {runs: [{run_id, state, created_at, started_at, ended_at, name}]}
-//   GET  /api/v1/runs/{id}                    -> {status: <status.json>, live: {...}, run_dir}
+//   GET  /api/v1/runs/{id}                    -> {status: <status.json>, name, run_dir, has_summary,
+//                                                 live: {elapsed_s, vus, rps, p95_ms, requests, ok, errors,
+//                                                        error_rate}}
 //   GET  /api/v1/runs/{id}/summary            -> <summary.json> (404 until the agent wrote one)
-//   POST /api/v1/runs/{id}/stop               -> 202 {run_id, state: "stopping"}
+//   POST /api/v1/runs/{id}/stop               -> 202 {run_id, state: "stopping"}; 409 {error: "not_active"}
 //   GET  /api/v1/runs/{id}/timeseries?since=T -> {buckets: [...]}
 //   GET  /api/v1/plugins                      -> {plugins: [...], searched_dirs: [...]}
 //

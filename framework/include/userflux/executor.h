@@ -76,6 +76,7 @@ private:
     void onVuActivated(bool created);
     void onVuExited(int vu);
     void maybeFinish();
+    void noteVus();
     void hardStopVu(int vu, quint64 generation);
     void beginFinish();
     void finish();

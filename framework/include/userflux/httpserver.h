@@ -80,8 +80,11 @@ private:
     quint64 m_sequence = 0;
 };
 
+// Counters since the server was created; exact (each event is counted once, on the server's thread).
 struct ServerStats {
     quint64 connectionsAccepted = 0;
+    // Complete requests parsed. A request whose connection goes away before it is answered (a client that
+    // pipelines and hangs up, a handler that never answers) is received but never completed.
     quint64 requestsReceived = 0;
     quint64 responsesCompleted = 0; // responses fully handed to the socket (send() or finish())
     quint64 bytesWritten = 0;       // bytes handed to sockets (heads and bodies)
@@ -91,6 +94,8 @@ struct ServerStats {
     quint64 connectionsOpen = 0;
 };
 
+// Listens, accepts, parses and hands each request to the handler on this thread. Destroying the Server aborts
+// its connections; Responders that outlive it become no-ops.
 class Server : public QObject {
     Q_OBJECT
 public:
