@@ -10,6 +10,7 @@
 #include <QFileInfo>
 #include <QTimer>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace Userflux {
@@ -164,6 +165,12 @@ int Agent::start()
     m_partialTimer->setInterval(5000);
     connect(m_partialTimer, &QTimer::timeout, this, &Agent::writePartialSummary);
     m_partialTimer->start();
+    if (std::any_of(m_thresholds.cbegin(), m_thresholds.cend(), [](const Threshold &t) { return t.abortOnFail; })) {
+        m_abortTimer = new QTimer(this);
+        m_abortTimer->setInterval(1000);
+        connect(m_abortTimer, &QTimer::timeout, this, &Agent::checkAbortThresholds);
+        m_abortTimer->start();
+    }
     return -1;
 }
 
@@ -179,7 +186,7 @@ void Agent::stop()
     m_executor->stop(m_stopSignals > 1);
 }
 
-void Agent::writePartialSummary()
+nlohmann::json Agent::partialSummary() const
 {
     SummaryInput in;
     in.runId = m_runId;
@@ -193,14 +200,43 @@ void Agent::writePartialSummary()
     in.endpointOrder = m_scenario->endpoints();
     in.vusMax = m_executor->vusMax();
     in.retries = m_executor->retries();
-    const json summary = buildSummary(in);
+    return buildSummary(in);
+}
+
+void Agent::writePartialSummary()
+{
+    const json summary = partialSummary();
     for (auto &s : m_sinks)
         s->summary(summary, false);
+}
+
+void Agent::checkAbortThresholds()
+{
+    // abort_on_fail thresholds are watched once per second on the merged results so far, after their delay.
+    if (!m_abortedBy.isEmpty() || m_executor->stopRequested())
+        return;
+    const double elapsed = m_executor->elapsedS();
+    json summary;
+    for (const Threshold &t : m_thresholds) {
+        if (!t.abortOnFail || elapsed < std::chrono::duration<double>(t.delay).count())
+            continue;
+        if (summary.is_null())
+            summary = partialSummary();
+        const ThresholdResult r = evaluateThreshold(t, summary);
+        if (r.ok || !r.observed)
+            continue; // no data yet is not a reason to abort
+        m_abortedBy = QStringLiteral("%1: %2 (observed %3)").arg(t.metric, t.expr).arg(*r.observed);
+        log(QStringLiteral("threshold failed with abort_on_fail: %1; stopping the run").arg(m_abortedBy));
+        m_executor->stop();
+        return;
+    }
 }
 
 void Agent::finish()
 {
     m_partialTimer->stop();
+    if (m_abortTimer)
+        m_abortTimer->stop();
     const bool aborted = m_executor->stopRequested();
     SummaryInput in;
     in.runId = m_runId;
@@ -247,6 +283,9 @@ void Agent::finish()
         code = AgentFailed;
         state = QStringLiteral("failed");
         message = QStringLiteral("writing results failed: ") + sinkErrors.join(QStringLiteral("; "));
+    } else if (!m_abortedBy.isEmpty()) {
+        code = AgentThresholdsFailed;
+        message = QStringLiteral("aborted by a threshold with abort_on_fail: ") + m_abortedBy;
     } else if (aborted) {
         code = AgentAborted;
         message = QStringLiteral("stopped before the end of the plan");

@@ -37,7 +37,9 @@ Q_SIGNALS:
 
 private:
     int failEarly(int code, const QString &message);
+    nlohmann::json partialSummary() const;
     void writePartialSummary();
+    void checkAbortThresholds();
     void finish();
     void writeStatus(const QString &state, int exitCode, const QString &message);
     void log(const QString &line);
@@ -52,6 +54,8 @@ private:
     std::shared_ptr<IScenario> m_scenario;
     std::vector<Threshold> m_thresholds;
     QTimer *m_partialTimer = nullptr;
+    QTimer *m_abortTimer = nullptr;
+    QString m_abortedBy; // the threshold that stopped the run (abort_on_fail)
     QDateTime m_startedAt;
     int m_stopSignals = 0;
 };

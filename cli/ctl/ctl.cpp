@@ -631,15 +631,17 @@ QCoro::Task<int> Ctl::printResult(QString runId, json status, json live, bool in
     }
     outLine(QStringLiteral("  run dir     %1").arg(RunStore(m_runsRoot).runDir(runId)));
 
-    if (interrupted || state == QLatin1String("aborted"))
+    const bool exit99 = status.contains("exit_code") && status["exit_code"].is_number_integer() &&
+                        status["exit_code"].get<int>() == ExitThresholds;
+    if (interrupted)
         co_return ExitAborted;
+    // A run stopped by an abort_on_fail threshold is aborted with the agent's exit code 99: a threshold failure.
+    if (state == QLatin1String("aborted"))
+        co_return exit99 ? ExitThresholds : ExitAborted;
     if (state == QLatin1String("failed"))
         co_return ExitFailed;
-    if (state == QLatin1String("finished")) {
-        const bool exit99 = status.contains("exit_code") && status["exit_code"].is_number_integer() &&
-                            status["exit_code"].get<int>() == ExitThresholds;
+    if (state == QLatin1String("finished"))
         co_return exit99 || thresholdFailed ? ExitThresholds : ExitOk;
-    }
     co_return ExitFailed;
 }
 

@@ -554,22 +554,22 @@ QByteArray Gateway::issueToken(const QString &user)
     return token;
 }
 
-/* GET /__gateway/stats:
-{
-  "requests": n,                     // /api/* requests since the last reset (not /health, not /__gateway/*)
-  "responses": n,                    // responses sent to those requests
-  "responses_by_status": {"200": n, "401": n, "503": n, ...},   // only statuses seen
-  "errors_5xx": n,                   // responses with a 5xx status (injected failures are the only source)
-  "injected_errors": n,              // requests the error injection failed (their responses may still be due)
-  "client_gone": n,                  // responses not sent because the client had disconnected
-  "in_flight": n,                    // requests waiting for their simulated backends (a gauge, not reset)
-  "by_route": {"POST /api/login": {"requests": n, "responses_by_status": {...}, "errors_5xx": n},
-               "GET /api/items": {...}, "GET /api/items/{id}": {...}, "POST /api/orders": {...},
-               "other": {...}},      // "other": unknown /api paths and wrong methods
-  "backends": {"auth": {"calls": n, "failures": n}, ...},     // all six backends
-  "config": {"error_rate": p, "latency_scale": f, "seed": s}
-}
-requests == responses + client_gone + (requests still in flight that arrived after the reset). */
+// GET /__gateway/stats:
+// {
+//   "requests": n,                     // /api/* requests since the last reset (not /health, not /__gateway/*)
+//   "responses": n,                    // responses sent to those requests
+//   "responses_by_status": {"200": n, "401": n, "503": n, ...},   // only statuses seen
+//   "errors_5xx": n,                   // responses with a 5xx status (injected failures are the only source)
+//   "injected_errors": n,              // requests the error injection failed (their responses may still be due)
+//   "client_gone": n,                  // responses not sent because the client had disconnected
+//   "in_flight": n,                    // requests waiting for their simulated backends (a gauge, not reset)
+//   "by_route": {"POST /api/login": {"requests": n, "responses_by_status": {...}, "errors_5xx": n},
+//                "GET /api/items": {...}, "GET /api/items/{id}": {...}, "POST /api/orders": {...},
+//                "other": {...}},      // "other": unknown /api paths and wrong methods
+//   "backends": {"auth": {"calls": n, "failures": n}, ...},     // all six backends
+//   "config": {"error_rate": p, "latency_scale": f, "seed": s}
+// }
+// requests == responses + client_gone + (requests still in flight that arrived after the reset).
 nlohmann::json Gateway::statsJson() const
 {
     auto statuses = [](const std::map<int, quint64> &byStatus) {

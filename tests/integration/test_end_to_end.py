@@ -182,3 +182,32 @@ def test_report_from_a_real_run(ctl, nginx, tmp_path):
     for png in ("throughput.png", "latency.png", "latency_hist.png"):
         data = (run / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_failed_threshold_exits_99_and_abort_on_fail_stops_early(ctl, nginx, tmp_path):
+    load = {"model": "closed", "vus": 2, "iterations": 20}
+    config = steps_config(nginx.url, load, thresholds={"latency_ms": ["p50 < 0.001", "max < 60000"],
+                                                       "error_rate": ["< 0.5"]})
+    proc = ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60)
+    assert proc.returncode == 99, proc
+    run = ctl.only_run()
+    summary = assert_contract(run)
+    verdicts = {(t["metric"], t["expr"]): t["ok"] for t in summary["thresholds"]}
+    assert verdicts == {("latency_ms", "p50 < 0.001"): False, ("latency_ms", "max < 60000"): True,
+                        ("error_rate", "< 0.5"): True}
+    assert status_of(run)["exit_code"] == 99 and status_of(run)["state"] == "finished"
+
+    # abort_on_fail: a 60 s plan stopped after its 1 s delay.
+    long = steps_config(nginx.url, {"model": "closed", "stages": [{"duration": "0s", "target": 2},
+                                                                  {"duration": "60s", "target": 2}],
+                                    "graceful_stop": "1s"},
+                        thresholds={"latency_ms": [{"expr": "p50 < 0.001", "abort_on_fail": True, "delay": "1s"}]})
+    started = time.monotonic()
+    proc = ctl("run", str(ctl.write_config(tmp_path, long, "long.json")), "--follow", timeout=60)
+    assert proc.returncode == 99, proc
+    assert time.monotonic() - started < 15
+    aborted = [d for d in ctl.runs.iterdir() if d.is_dir() and d != run][0]
+    status = status_of(aborted)
+    assert status["state"] == "aborted" and status["exit_code"] == 99
+    assert "abort_on_fail" in status["message"] and "p50 < 0.001" in status["message"]
+    assert assert_contract(aborted)["run"]["duration_s"] < 10
