@@ -1,7 +1,7 @@
 // userflux-agent: runs one run from its run directory. Normally launched by userfluxd.
 #include "agent.h"
 
-#include "signalwatcher.h"
+#include "userflux/signalwatcher.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>

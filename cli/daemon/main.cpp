@@ -1,6 +1,6 @@
 // userfluxd: thin entry point over Userflux::Daemon (cli/daemon/daemon.h).
 #include "daemon.h"
-#include "signalwatcher.h"
+#include "userflux/signalwatcher.h"
 
 #include <QCoreApplication>
 

@@ -18,6 +18,21 @@ namespace {
 // which is both what a real user does and what QNAM's 6-connection limit allows.
 constexpr int kVusPerManager = 6;
 
+// Transport failures that can happen after a status line arrived (the exchange still failed).
+bool isTransportFailure(QNetworkReply::NetworkError e)
+{
+    switch (e) {
+    case QNetworkReply::RemoteHostClosedError:
+    case QNetworkReply::TimeoutError:
+    case QNetworkReply::TemporaryNetworkFailureError:
+    case QNetworkReply::NetworkSessionFailedError:
+    case QNetworkReply::UnknownNetworkError:
+    case QNetworkReply::ProtocolFailure:
+    case QNetworkReply::SslHandshakeFailedError: return true;
+    default: return false;
+    }
+}
+
 ErrorKind classify(QNetworkReply::NetworkError e)
 {
     switch (e) {
@@ -135,9 +150,17 @@ quint64 QnamClient::send(ProtocolRequest request, Callback done)
     req.setTransferTimeout(0);
 
     QNetworkAccessManager *manager = managerFor(request.affinity);
-    QNetworkReply *reply = request.body.isEmpty() && (request.method == "GET" || request.method == "HEAD" || request.method == "DELETE")
-        ? manager->sendCustomRequest(req, request.method)
-        : manager->sendCustomRequest(req, request.method, request.body);
+    // QNAM knows HEAD semantics (no body, whatever Content-Length says) only through head(): a custom "HEAD"
+    // would wait for the advertised body until the deadline.
+    QNetworkReply *reply = nullptr;
+    if (request.method == "HEAD")
+        reply = manager->head(req);
+    else if (request.method == "GET" && request.body.isEmpty())
+        reply = manager->get(req);
+    else if (request.body.isEmpty() && request.method == "DELETE")
+        reply = manager->deleteResource(req);
+    else
+        reply = manager->sendCustomRequest(req, request.method, request.body);
     f->reply = reply;
     m_inflight.insert(handle, f);
 
@@ -222,6 +245,10 @@ void QnamClient::onFinished(quint64 handle)
             r.errorMessage = QStringLiteral("interrupted by the end of the run");
         }
         r.status = f->abortReason == ErrorKind::Timeout ? r.status : r.status;
+    } else if (e != QNetworkReply::NoError && r.status > 0 && !isTransportFailure(e)) {
+        // QNAM turns HTTP statuses into errors (400 even into ProtocolInvalidOperationError): a complete
+        // response is not a transport error, whatever its status; the core classifies the status.
+        r.error = ErrorKind::None;
     } else if (e != QNetworkReply::NoError) {
         r.error = classify(e);
         if (r.error != ErrorKind::None)

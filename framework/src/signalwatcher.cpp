@@ -1,4 +1,4 @@
-#include "signalwatcher.h"
+#include "userflux/signalwatcher.h"
 
 #include <QSocketNotifier>
 

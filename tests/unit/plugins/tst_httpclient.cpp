@@ -1,0 +1,209 @@
+// The QNAM protocol plugin against the scriptable loopback server: statuses are responses (never transport
+// errors), transport failures are classified by kind, deadlines hold, cancellation interrupts, and the QNAM
+// pitfalls (redirects, h2c against HTTP/1.1, proxies from the environment) are handled.
+#include <userflux/pluginhost.h>
+
+#include "scriptableserver.h"
+
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QTcpServer>
+#include <QTest>
+#include <QTimer>
+
+using namespace Userflux;
+using namespace std::chrono;
+
+class TestHttpClient : public QObject {
+    Q_OBJECT
+
+    PluginHost *m_host = nullptr;
+    IProtocolPlugin *m_plugin = nullptr;
+    Test::ScriptableServer *m_server = nullptr;
+
+    std::unique_ptr<IProtocolClient> client(const QString &httpVersion = QStringLiteral("auto"))
+    {
+        nlohmann::json config = {{"target", {{"base_url", "http://127.0.0.1"}, {"http_version", httpVersion.toStdString()}}}};
+        return m_plugin->createClient(ProtocolOptions{config});
+    }
+
+    QUrl url(const QString &pathAndQuery) const
+    {
+        return QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_server->port()).arg(pathAndQuery));
+    }
+
+    static ProtocolResponse exec(IProtocolClient &c, ProtocolRequest req, bool cancelSoon = false)
+    {
+        QEventLoop loop;
+        ProtocolResponse out;
+        bool done = false;
+        bool inside = true;
+        bool calledInside = false;
+        const quint64 h = c.send(std::move(req), [&](ProtocolResponse &&r) {
+            calledInside = inside;
+            out = std::move(r);
+            done = true;
+            loop.quit();
+        });
+        inside = false;
+        if (cancelSoon)
+            QTimer::singleShot(100, &loop, [&] { c.cancel(h); });
+        QTimer::singleShot(15000, &loop, &QEventLoop::quit);
+        if (!done)
+            loop.exec();
+        if (!done)
+            qFatal("no callback within 15 s");
+        if (calledInside)
+            qFatal("the callback ran inside send()");
+        return out;
+    }
+
+    static ProtocolRequest get(const QUrl &u, milliseconds timeout = milliseconds(5000))
+    {
+        ProtocolRequest r;
+        r.method = "GET";
+        r.url = u;
+        r.timeout = timeout;
+        r.affinity = 1;
+        r.wantBody = true;
+        return r;
+    }
+
+    static qint64 ms(const ProtocolResponse &r) { return duration_cast<milliseconds>(r.end - r.start).count(); }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        // A proxy in the environment must be ignored: every target is reached directly.
+        qputenv("http_proxy", "http://127.0.0.1:9");
+        m_host = new PluginHost({QStringLiteral(USERFLUX_TEST_PLUGIN_DIR)});
+        auto p = m_host->protocol("http");
+        QVERIFY2(p, qPrintable(p ? QString() : p.error().message));
+        m_plugin = *p;
+        m_server = new Test::ScriptableServer(this);
+        QVERIFY(m_server->listen());
+    }
+    void cleanupTestCase() { delete m_host; }
+
+    void okResponseWithTimingsAndBytes()
+    {
+        auto c = client();
+        const auto r = exec(*c, get(url("/ok?bytes=1000")));
+        QCOMPARE(r.error, ErrorKind::None);
+        QCOMPARE(r.status, 200);
+        QCOMPARE(r.bytesReceived, 1000);
+        QCOMPARE(r.body.size(), 1000);
+        QCOMPARE(r.protocol, QByteArray("http/1.1"));
+        QVERIFY(r.start <= r.firstByte && r.firstByte <= r.end);
+    }
+
+    void statusesAreResponsesNotTransportErrors_data()
+    {
+        QTest::addColumn<int>("code");
+        for (int code : {201, 204, 301, 400, 401, 404, 409, 429, 500, 502, 503})
+            QTest::newRow(qPrintable(QString::number(code))) << code;
+    }
+    void statusesAreResponsesNotTransportErrors()
+    {
+        QFETCH(int, code);
+        auto c = client();
+        const auto r = exec(*c, get(url(QStringLiteral("/status/%1").arg(code))));
+        QCOMPARE(r.status, code);
+        QCOMPARE(r.error, ErrorKind::None);
+    }
+
+    void redirectsAreNotFollowed()
+    {
+        auto c = client();
+        const auto r = exec(*c, get(url("/redirect?n=3")));
+        QCOMPARE(r.status, 302);
+        QCOMPARE(r.error, ErrorKind::None);
+        QVERIFY(!headerValue(r.headers, "location").isEmpty());
+    }
+
+    void connectionRefused()
+    {
+        QTcpServer probe;
+        QVERIFY(probe.listen(QHostAddress::LocalHost));
+        const quint16 port = probe.serverPort();
+        probe.close(); // nothing listens there now
+        auto c = client();
+        const auto r = exec(*c, get(QUrl(QStringLiteral("http://127.0.0.1:%1/").arg(port))));
+        QCOMPARE(r.error, ErrorKind::ConnectRefused);
+        QCOMPARE(r.status, 0);
+    }
+
+    void timeoutAtItsRealElapsedTime()
+    {
+        auto c = client();
+        const auto r = exec(*c, get(url("/delay?ms=3000"), milliseconds(300)));
+        QCOMPARE(r.error, ErrorKind::Timeout);
+        QCOMPARE(r.status, 0);
+        QVERIFY2(ms(r) >= 300 && ms(r) < 800, qPrintable(QString::number(ms(r))));
+    }
+
+    void resetMidBody()
+    {
+        auto c = client();
+        ProtocolResponse r;
+        // every=2: the 2nd request of the series is the one cut.
+        for (int i = 0; i < 2; ++i)
+            r = exec(*c, get(url("/reset-after?bytes=5000&every=2")));
+        QCOMPARE(r.error, ErrorKind::Reset);
+        QCOMPARE(r.status, 0);
+    }
+
+    void garbageIsAProtocolError()
+    {
+        auto c = client();
+        const auto r = exec(*c, get(url("/garbage")));
+        QVERIFY2(r.error == ErrorKind::Protocol || r.error == ErrorKind::Reset,
+                 qPrintable(errorKindName(r.error) + ": " + r.errorMessage));
+        QCOMPARE(r.status, 0);
+    }
+
+    void cancelInterrupts()
+    {
+        auto c = client();
+        const auto r = exec(*c, get(url("/delay?ms=3000")), true);
+        QCOMPARE(r.error, ErrorKind::Interrupted);
+        QVERIFY(ms(r) < 1000);
+    }
+
+    void h2cAgainstHttp11ServerEndsAtTheDeadline()
+    {
+        auto c = client(QStringLiteral("h2c"));
+        const auto r = exec(*c, get(url("/ok"), milliseconds(500)));
+        QVERIFY2(r.error == ErrorKind::Timeout || r.error == ErrorKind::Protocol || r.error == ErrorKind::Reset,
+                 qPrintable(errorKindName(r.error)));
+        QVERIFY(ms(r) < 1500);
+    }
+
+    void headWithLengthAndNoBodyDoesNotHang()
+    {
+        auto c = client();
+        ProtocolRequest req = get(url("/head-length"), milliseconds(2000));
+        req.method = "HEAD";
+        const auto r = exec(*c, req);
+        QCOMPARE(r.error, ErrorKind::None);
+        QCOMPARE(r.status, 200);
+        QCOMPARE(r.bytesReceived, 0);
+        QVERIFY(ms(r) < 1000);
+    }
+
+    void postBodyIsSent()
+    {
+        auto c = client();
+        ProtocolRequest req = get(url("/echo"));
+        req.method = "POST";
+        req.body = "{\"a\":1}";
+        req.headers.append({QByteArray("Content-Type"), QByteArray("application/json")});
+        const auto r = exec(*c, req);
+        QCOMPARE(r.status, 200);
+        QCOMPARE(r.bytesSent, 7);
+        QVERIFY2(r.body.contains("{\"a\":1}"), r.body.constData());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestHttpClient)
+#include "tst_httpclient.moc"
