@@ -238,16 +238,21 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
                     } else if (ck.contains("header")) {
                         check.kind = Check::Kind::Header;
                         check.header = c.string(ck, "header", kp, true).value_or(QString()).toLatin1();
-                        if (ck.contains("equals"))
+                        if (ck.contains("equals")) {
                             check.equals = jsonText(ck["equals"]);
-                        if (auto part = c.string(ck, "contains", kp, false, false))
+                            check.expected = compileTemplate(*check.equals, ConfigChecker::join(kp, QStringLiteral("equals")), c, &uses);
+                        }
+                        if (auto part = c.string(ck, "contains", kp, false, false)) {
                             check.contains = part->toUtf8();
+                            check.expected = compileTemplate(*part, ConfigChecker::join(kp, QStringLiteral("contains")), c, &uses);
+                        }
                         check.name = check.equals ? QStringLiteral("header %1 == %2").arg(QString::fromLatin1(check.header), *check.equals)
                             : !check.contains.isEmpty() ? QStringLiteral("header %1 contains \"%2\"").arg(QString::fromLatin1(check.header), QString::fromUtf8(check.contains))
                                                         : QStringLiteral("header %1 present").arg(QString::fromLatin1(check.header));
                     } else if (ck.contains("body_contains")) {
                         check.kind = Check::Kind::BodyContains;
                         check.contains = c.string(ck, "body_contains", kp, true).value_or(QString()).toUtf8();
+                        check.expected = compileTemplate(QString::fromUtf8(check.contains), ConfigChecker::join(kp, QStringLiteral("body_contains")), c, &uses);
                         check.name = QStringLiteral("body contains \"%1\"").arg(QString::fromUtf8(check.contains));
                         step.needsBody = true;
                     } else if (ck.contains("json")) {
@@ -481,12 +486,15 @@ private:
             case Check::Kind::Status: pass = c.statuses.contains(resp.status); break;
             case Check::Kind::Header: {
                 const QByteArray v = headerValue(resp.headers, c.header);
+                const QString expected = c.expected ? render(*c.expected, ctx) : QString();
                 pass = resp.status > 0
-                    && (c.equals ? QString::fromUtf8(v) == *c.equals
-                                 : !c.contains.isEmpty() ? v.contains(c.contains) : !v.isEmpty());
+                    && (c.equals ? QString::fromUtf8(v) == expected
+                                 : !c.contains.isEmpty() ? QString::fromUtf8(v).contains(expected) : !v.isEmpty());
                 break;
             }
-            case Check::Kind::BodyContains: pass = resp.body.contains(c.contains); break;
+            case Check::Kind::BodyContains:
+                pass = resp.body.contains(c.expected ? render(*c.expected, ctx).toUtf8() : c.contains);
+                break;
             case Check::Kind::JsonPointer: {
                 const json *doc = parsed(resp, body, tried);
                 const json::json_pointer ptr(c.pointer);

@@ -23,6 +23,7 @@ struct Check {
     std::optional<nlohmann::json> jsonEquals;
     bool exists = true;              // JsonPointer
     QByteArray contains;             // BodyContains, Header (substring)
+    std::optional<Template> expected; // the compiled form of contains / header equals: may hold {{variables}}
     std::string pointer;             // JsonPointer
     std::chrono::microseconds below{0}; // LatencyBelow
 };

@@ -191,3 +191,19 @@ def gateway_factory(tmp_path):
     for p in procs:
         p.terminate()
         p.wait(timeout=10)
+
+
+@pytest.fixture
+def testserver(tmp_path):
+    """The scriptable loopback server (tests/testlib): its path chooses its behaviour, /__stats its counters."""
+    proc, port = start_server([str(BIN / "userflux-testserver")], tmp_path, "testserver")
+
+    class Server:
+        url = f"http://127.0.0.1:{port}"
+
+        def stats(self):
+            return http_json(port, "/__stats")
+
+    yield Server()
+    proc.terminate()
+    proc.wait(timeout=10)

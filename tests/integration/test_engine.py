@@ -1,0 +1,102 @@
+"""The engine as a user sees it through userfluxctl: per-vUser cookies, concurrency beyond QNAM's 6 connections,
+a killed agent, and the installed (relocatable) tree."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import BUILD, Ctl, assert_contract, status_of
+from test_end_to_end import steps_config
+
+
+def test_cookies_are_kept_per_vuser(ctl, testserver, tmp_path):
+    steps = [
+        {"name": "set", "path": "/set-cookie?name=who&value=vu{{vu}}"},
+        # The server echoes the request headers: each vUser must send its own cookie, never another's.
+        {"name": "echo", "path": "/headers", "checks": [{"body_contains": 'who=vu{{vu}}"'}]},
+    ]
+    config = steps_config(testserver.url, {"model": "closed", "vus": 8, "iterations": 5}, steps)
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    summary = assert_contract(ctl.only_run())
+    check = [c for c in summary["checks"] if c["step"] == "echo"][0]
+    assert check == {"name": 'body contains "who=vu{{vu}}""', "step": "echo", "passes": 40, "fails": 0}
+
+
+def test_more_than_six_concurrent_requests_to_one_host(ctl, testserver, tmp_path):
+    # QNAM allows 6 HTTP/1.1 connections per host per manager: 24 vUsers must still have 24 requests in flight.
+    config = steps_config(testserver.url, {"model": "closed", "vus": 24, "iterations": 3, "workers": 2},
+                          [{"name": "slow", "path": "/delay?ms=400"}])
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    summary = assert_contract(ctl.only_run())
+    stats = testserver.stats()
+    assert summary["totals"]["requests"] == 72 == stats["requests_received"] == stats["responses_completed"]
+    assert stats["max_in_flight"] == 24
+    # 3 rounds of 400 ms, not 12.
+    assert summary["run"]["duration_s"] < 3.0
+    assert summary["latency_ms"]["p99"] < 1000
+
+
+def test_killed_agent_leaves_a_failed_run_with_its_record(ctl, testserver, tmp_path):
+    config = steps_config(testserver.url, {"model": "closed", "stages": [{"duration": "0s", "target": 2},
+                                                                      {"duration": "60s", "target": 2}]},
+                          [{"name": "ok", "path": "/delay?ms=20"}])
+    ctl("run", str(ctl.write_config(tmp_path, config)), check=0)
+    run = ctl.only_run()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if (run / "timeseries.ndjson").exists() and len((run / "timeseries.ndjson").read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    os.kill(status_of(run)["agent_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while status_of(run)["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = status_of(run)
+    assert status["state"] == "failed"
+    assert "signal 9" in status["message"] or "crash" in status["message"], status
+    # What the crash leaves behind: whole lines of the live record, readable by the report.
+    lines = (run / "timeseries.ndjson").read_text().splitlines()
+    assert len(lines) >= 2 and all(json.loads(l)["t_s"] >= 0 for l in lines)
+    assert "agent" in (run / "logs.txt").read_text()
+    proc = ctl("status", run.name, check=None)
+    assert "failed" in proc.stdout
+
+
+def test_installed_tree_is_relocatable(tmp_path, testserver):
+    prefix = tmp_path / "opt" / "userflux"
+    subprocess.run(["cmake", "--install", str(BUILD), "--prefix", str(prefix)], check=True, capture_output=True)
+    moved = tmp_path / "elsewhere"
+    prefix.rename(moved)  # relocatable: nothing may refer to the install prefix
+    for exe in ("userfluxctl", "userfluxd", "userflux-agent", "userflux-demo-gateway"):
+        assert (moved / "bin" / exe).exists(), exe
+    assert sorted(p.name for p in (moved / "lib" / "userflux" / "plugins").iterdir()) == [
+        "libuserflux_protocol_http.so", "libuserflux_scenario_steps.so", "libuserflux_sink_file.so"]
+    assert (moved / "share" / "userflux" / "schemas" / "summary.schema.json").exists()
+    assert (moved / "share" / "userflux" / "examples" / "quickstart.json").exists()
+
+    runs = tmp_path / "runs"
+    env = dict(os.environ, USERFLUX_RUNS_DIR=str(runs), USERFLUX_PYTHON="/usr/bin/python3")
+    env.pop("LD_LIBRARY_PATH", None)
+    ctl = Ctl(runs)
+    ctl.env = env
+
+    def installed(*args):
+        return subprocess.run([str(moved / "bin" / "userfluxctl"), *args], env=env, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+
+    try:
+        config = steps_config(testserver.url, {"model": "closed", "vus": 2, "iterations": 5},
+                              [{"name": "ok", "path": "/ok"}])
+        proc = installed("run", str(ctl.write_config(tmp_path, config)), "--follow", "--report")
+        assert proc.returncode == 0, proc
+        run = ctl.only_run()
+        assert assert_contract(run)["totals"]["requests"] == 10
+        assert (run / "report.html").exists()
+        plugins = installed("plugins")
+        assert plugins.returncode == 0 and plugins.stdout.count(" ok") >= 3, plugins
+        # The daemon that ran it is the installed one.
+        endpoint = json.loads((runs / ".userfluxd.json").read_text())
+        assert os.readlink(f"/proc/{endpoint['pid']}/exe") == str(moved / "bin" / "userfluxd")
+    finally:
+        ctl.stop_daemon()
