@@ -161,6 +161,8 @@ int Agent::start()
             .arg(collectSamples ? QStringLiteral(", samples on") : QString()));
     m_executor->start();
 
+    // A first (empty) partial summary at once: a run that dies in its first seconds still leaves one.
+    writePartialSummary();
     m_partialTimer = new QTimer(this);
     m_partialTimer->setInterval(5000);
     connect(m_partialTimer, &QTimer::timeout, this, &Agent::writePartialSummary);
@@ -237,7 +239,7 @@ void Agent::finish()
     m_partialTimer->stop();
     if (m_abortTimer)
         m_abortTimer->stop();
-    const bool aborted = m_executor->stopRequested();
+    const bool aborted = m_executor->aborted();
     SummaryInput in;
     in.runId = m_runId;
     in.final = true;

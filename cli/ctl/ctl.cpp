@@ -480,6 +480,7 @@ QCoro::Task<int> Ctl::follow(QString runId, json config)
     const bool tty = ::isatty(STDOUT_FILENO) == 1;
     InterruptGuard guard;
     bool stopSent = false;
+    bool hardStopSent = false;
     int failures = 0;
     json status;
     json live;
@@ -524,11 +525,23 @@ QCoro::Task<int> Ctl::follow(QString runId, json config)
 
         // Wait ~0.5 s, looking at Ctrl-C every 100 ms.
         for (int i = 0; i < 5; ++i) {
-            if (g_interrupts >= 2 || (g_interrupts == 1 && !stopSent))
+            if (g_interrupts >= 3 || (g_interrupts == 1 && !stopSent) || (g_interrupts == 2 && !hardStopSent))
                 break;
             co_await QCoro::sleepFor(100ms);
         }
-        if (g_interrupts >= 2) {
+        if (g_interrupts == 2 && !hardStopSent) {
+            // Second Ctrl-C: stop at once (requests in flight are interrupted); keep following to the end.
+            hardStopSent = true;
+            if (lineOpen)
+                writeTo(stdout, QStringLiteral("\n"));
+            lineOpen = false;
+            Result<json> stopped = co_await m_client->stopRun(runId);
+            if (stopped)
+                errLine(QStringLiteral("userfluxctl: stopping run %1 at once (Ctrl-C again to stop waiting)").arg(runId));
+            else
+                errLine(QStringLiteral("userfluxctl: cannot stop run %1: %2").arg(runId, stopped.error().message));
+        }
+        if (g_interrupts >= 3) {
             if (lineOpen)
                 writeTo(stdout, QStringLiteral("\n"));
             errLine(QStringLiteral("userfluxctl: not waiting any longer; run %1 is still stopping (see: userfluxctl "
@@ -543,7 +556,7 @@ QCoro::Task<int> Ctl::follow(QString runId, json config)
             lineOpen = false;
             Result<json> stopped = co_await m_client->stopRun(runId);
             if (stopped)
-                errLine(QStringLiteral("userfluxctl: stopping run %1 (Ctrl-C again to stop waiting)").arg(runId));
+                errLine(QStringLiteral("userfluxctl: stopping run %1 gracefully (Ctrl-C again to stop at once)").arg(runId));
             else
                 errLine(QStringLiteral("userfluxctl: cannot stop run %1: %2").arg(runId, stopped.error().message));
         }
@@ -605,6 +618,25 @@ QCoro::Task<int> Ctl::printResult(QString runId, json status, json live, bool in
             outLine(QStringLiteral("  latency     p50 %1  p90 %2  p95 %3  p99 %4  max %5 ms")
                         .arg(number(num(lat, "p50")), number(num(lat, "p90")), number(num(lat, "p95")),
                              number(num(lat, "p99")), number(num(lat, "max"))));
+        }
+        const json checks = summary.value("checks", json::array());
+        if (checks.is_array() && !checks.empty()) {
+            qint64 passes = 0, fails = 0;
+            for (const json &c : checks) {
+                passes += static_cast<qint64>(num(c, "passes"));
+                fails += static_cast<qint64>(num(c, "fails"));
+            }
+            outLine(QStringLiteral("  checks      %1 passed (%2 of %3)")
+                        .arg(percent(passes + fails > 0 ? double(passes) / double(passes + fails) : 0.0))
+                        .arg(passes)
+                        .arg(passes + fails));
+            for (const json &c : checks) {
+                const qint64 p = static_cast<qint64>(num(c, "passes")), f = static_cast<qint64>(num(c, "fails"));
+                outLine(QStringLiteral("    %1  %2: %3  %4/%5")
+                            .arg(f == 0 ? QStringLiteral("ok  ") : QStringLiteral("FAIL"), str(c, "step"), str(c, "name"))
+                            .arg(p)
+                            .arg(p + f));
+            }
         }
         const json thresholds = summary.value("thresholds", json::array());
         if (thresholds.is_array() && !thresholds.empty()) {
@@ -676,6 +708,12 @@ QCoro::Task<int> Ctl::cmdStatus(CtlOptions options)
             outLine(QStringLiteral("ended       %1").arg(str(status, "ended_at")));
         if (!str(status, "message").isEmpty())
             outLine(QStringLiteral("message     %1").arg(str(status, "message")));
+        if (RunStore::isTerminalState(state) && (*r).value("has_summary", false)) {
+            // An ended run: its final figures (the live record counts finished requests only).
+            outLine(QString());
+            co_await printResult(runId, status, live, false);
+            co_return ExitOk;
+        }
         outLine(QStringLiteral("elapsed     %1").arg(clock(num(live, "elapsed_s"))));
         outLine(QStringLiteral("live        %1").arg(liveFigures(live)));
         outLine(QStringLiteral("run dir     %1").arg(str(*r, "run_dir")));

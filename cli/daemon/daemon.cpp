@@ -831,8 +831,13 @@ void Daemon::requestStop(const QString &runId, const QString &why)
             run.stopRequested = true; // delivered in onAgentStarted()
             return;
         }
-        if (run.stopRequested)
+        if (run.stopRequested) {
+            // A second stop means "now": the agent takes a second SIGTERM as a hard stop (requests in flight are
+            // interrupted), as k6 takes a second Ctrl-C.
+            log(runId, QStringLiteral("%1 again: sending SIGTERM again (stop at once)").arg(why));
+            run.process->terminate();
             return;
+        }
         run.stopRequested = true;
         log(runId, QStringLiteral("%1: sending SIGTERM to the agent (pid %2); SIGKILL in %3 s if it is still running")
                        .arg(why)

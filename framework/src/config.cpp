@@ -162,6 +162,7 @@ void validateSinks(const json &config, PluginHost &host, ConfigChecker &c, Confi
 ConfigErrors validateConfig(const json &config, PluginHost &host, const QString &baseDir)
 {
     ConfigErrors errors;
+    std::optional<QStringList> endpoints; // known once the scenario plugin has looked at its section
     ConfigChecker c(&errors);
     if (!c.object(config, QString(),
                   {"schema", "name", "description", "target", "load", "scenario", "protocol", "sinks", "thresholds"}))
@@ -177,10 +178,12 @@ ConfigErrors validateConfig(const json &config, PluginHost &host, const QString 
         if (scenario->is_object()) {
             if (auto id = c.string(*scenario, "plugin", QStringLiteral("scenario"), true)) {
                 auto plugin = host.scenario(*id);
-                if (!plugin)
+                if (!plugin) {
                     c.error(QStringLiteral("scenario.plugin"), plugin.error().message);
-                else
+                } else {
                     errors.append((*plugin)->validate(*scenario, baseDir));
+                    endpoints = (*plugin)->endpoints(*scenario);
+                }
             }
         } else {
             c.object(*scenario, QStringLiteral("scenario"), {});
@@ -201,8 +204,16 @@ ConfigErrors validateConfig(const json &config, PluginHost &host, const QString 
     }
 
     validateSinks(config, host, c, &errors);
-    if (config.contains("thresholds"))
-        parseThresholds(config["thresholds"], &errors);
+    if (config.contains("thresholds")) {
+        QHash<QString, bool> reported;
+        for (const Threshold &t : parseThresholds(config["thresholds"], &errors)) {
+            // A threshold on an endpoint no step has would only fail, with "no data", after the whole run.
+            if (t.scopeKey == QLatin1String("endpoint") && endpoints && !endpoints->contains(t.scopeValue)
+                && !std::exchange(reported[t.metric], true))
+                c.error(QStringLiteral("thresholds[\"%1\"]").arg(t.metric),
+                        QStringLiteral("no step is named \"%1\" (steps: %2)").arg(t.scopeValue, endpoints->join(", ")));
+        }
+    }
     return errors;
 }
 

@@ -144,11 +144,19 @@ QCoro::Task<StepResponse> VuContext::request(StepRequest step)
 
         // Classify: a transport error stands; otherwise the status decides ok or http_status.
         ErrorKind outcome = r.error;
+        const bool redirect = m_worker->m_followRedirects && r.error == ErrorKind::None && isRedirect(r.status)
+            && !headerValue(r.headers, "location").isEmpty();
+        const bool follow = redirect && !m_hardStop && hop < m_worker->m_maxRedirects;
         if (outcome == ErrorKind::None) {
             const bool expected = step.expectStatus.isEmpty() ? (r.status >= 200 && r.status < 400)
                                                               : step.expectStatus.contains(r.status);
             if (!expected)
                 outcome = ErrorKind::HttpStatus;
+            if (redirect && !follow && !m_hardStop) {
+                // One redirect too many: the flow did not reach its target, as k6 and curl report it.
+                outcome = ErrorKind::HttpStatus;
+                r.errorMessage = QStringLiteral("stopped after %1 redirects (target.max_redirects)").arg(m_worker->m_maxRedirects);
+            }
         }
         const qint64 latencyUs = std::max<qint64>(0, toUs(r.end - r.start));
         RunStats &stats = m_worker->bucketFor(r.end);
@@ -190,22 +198,26 @@ QCoro::Task<StepResponse> VuContext::request(StepRequest step)
         out.latency = microseconds(latencyUs);
 
         // Redirects are followed here, not by the engine, so that every hop is its own recorded request.
-        if (m_worker->m_followRedirects && r.error == ErrorKind::None && isRedirect(r.status) && !m_hardStop
-            && hop < m_worker->m_maxRedirects) {
-            const QByteArray location = headerValue(out.headers, "location");
-            if (!location.isEmpty()) {
-                url = url.resolved(QUrl::fromEncoded(location));
-                if (r.status == 303 || ((r.status == 301 || r.status == 302) && method == "POST")) {
-                    method = "GET";
-                    body.clear();
-                    headers.erase(std::remove_if(headers.begin(), headers.end(),
-                                                 [](const auto &h) {
-                                                     return h.first.compare("content-type", Qt::CaseInsensitive) == 0;
-                                                 }),
-                                  headers.end());
-                }
-                continue;
+        if (follow) {
+            const QUrl next = url.resolved(QUrl::fromEncoded(headerValue(out.headers, "location")));
+            // Credentials are for the origin they were given to (as browsers and curl do).
+            if (next.scheme() != url.scheme() || next.host() != url.host() || next.port() != url.port())
+                headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                             [](const auto &h) {
+                                                 return h.first.compare("authorization", Qt::CaseInsensitive) == 0;
+                                             }),
+                              headers.end());
+            url = next;
+            if (r.status == 303 || ((r.status == 301 || r.status == 302) && method == "POST")) {
+                method = "GET";
+                body.clear();
+                headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                             [](const auto &h) {
+                                                 return h.first.compare("content-type", Qt::CaseInsensitive) == 0;
+                                             }),
+                              headers.end());
             }
+            continue;
         }
         co_return out;
     }
@@ -288,14 +300,16 @@ QCoro::Task<> Worker::runVu(VuContext *vu)
     // Let activateVu() return before the first request goes out.
     co_await QCoro::sleepFor(std::chrono::milliseconds(0));
     while (!vu->m_stopRequested && (vu->m_maxIterations == 0 || vu->m_iteration < vu->m_maxIterations)) {
+        bool complete = false;
         try {
-            co_await vu->m_script->iteration(*vu);
+            complete = co_await vu->m_script->iteration(*vu);
         } catch (const std::exception &e) {
             log(QStringLiteral("vu %1: iteration %2 failed: %3").arg(vu->m_vu).arg(vu->m_iteration).arg(QString::fromUtf8(e.what())));
         }
+        if (complete) // an iteration cut short by a hard stop is not counted
+            bucketFor(MonoClock::now()).iterations += 1;
         if (vu->m_hardStop)
-            break; // an iteration cut short is not counted as completed
-        bucketFor(MonoClock::now()).iterations += 1;
+            break;
         ++vu->m_iteration;
     }
     const int id = vu->m_vu;
@@ -519,6 +533,8 @@ void Executor::stop(bool hard)
 {
     if (m_finished)
         return;
+    if (!m_stopRequested && m_planDone)
+        m_stoppedAfterPlan = true; // only the last iterations were still finishing
     if (m_stopRequested || hard) {
         if (!m_hardStopped) {
             m_hardStopped = true;

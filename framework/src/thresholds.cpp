@@ -157,13 +157,15 @@ std::vector<Threshold> parseThresholds(const nlohmann::json &thresholds, ConfigE
             else if (t.metricName == QLatin1String("checks"))
                 statOk = t.stat == QLatin1String("rate") || t.stat == QLatin1String("value");
             else
-                statOk = t.stat == QLatin1String("value") || t.stat == QLatin1String("rate");
+                statOk = t.stat == QLatin1String("value");
             if (!statOk) {
                 errors->append({epath, QStringLiteral("\"%1\" is not a statistic of %2 (use %3)")
                                            .arg(t.stat, t.metricName,
                                                 isLatencyMetric(t.metricName)
                                                     ? QStringLiteral("p50, p75, p90, p95, p99, p99.9, min, max, mean, stdev, count")
-                                                    : QStringLiteral("no statistic, e.g. \"< 0.01\"; or rate"))});
+                                                    : t.metricName == QLatin1String("checks")
+                                                        ? QStringLiteral("rate, e.g. \"rate > 0.99\"")
+                                                        : QStringLiteral("no statistic, e.g. \"< 0.01\" or \"> 100\""))});
                 continue;
             }
             out.push_back(t);

@@ -11,7 +11,7 @@ Result<CsvTable> parseCsv(const QByteArray &bytes)
     QStringList record;
     QString field;
     bool quoted = false, fieldStarted = false;
-    int line = 1;
+    int line = 1, quoteLine = 1;
     for (qsizetype i = 0; i < data.size(); ++i) {
         const QChar ch = data[i];
         if (quoted) {
@@ -31,6 +31,7 @@ Result<CsvTable> parseCsv(const QByteArray &bytes)
         }
         if (ch == QLatin1Char('"') && !fieldStarted) {
             quoted = true;
+            quoteLine = line;
             fieldStarted = true;
         } else if (ch == QLatin1Char(',')) {
             record << field;
@@ -52,7 +53,7 @@ Result<CsvTable> parseCsv(const QByteArray &bytes)
         }
     }
     if (quoted)
-        return Error{QStringLiteral("csv"), QStringLiteral("line %1: a quoted field is not closed").arg(line)};
+        return Error{QStringLiteral("csv"), QStringLiteral("line %1: a quoted field is not closed").arg(quoteLine)};
     if (fieldStarted || !record.isEmpty()) {
         record << field;
         records.push_back(record);
@@ -60,8 +61,14 @@ Result<CsvTable> parseCsv(const QByteArray &bytes)
     if (records.empty())
         return Error{QStringLiteral("csv"), QStringLiteral("no header row")};
     CsvTable t;
-    for (const QString &c : records[0])
-        t.columns << c.trimmed();
+    for (const QString &c : records[0]) {
+        const QString name = c.trimmed();
+        if (name.isEmpty())
+            return Error{QStringLiteral("csv"), QStringLiteral("the header has an empty column name")};
+        if (t.columns.contains(name))
+            return Error{QStringLiteral("csv"), QStringLiteral("column \"%1\" appears twice in the header").arg(name)};
+        t.columns << name;
+    }
     for (size_t r = 1; r < records.size(); ++r) {
         if (records[r].size() != t.columns.size())
             return Error{QStringLiteral("csv"), QStringLiteral("row %1 has %2 fields, the header has %3")

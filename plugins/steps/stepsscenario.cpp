@@ -85,6 +85,16 @@ QStringList StepsScenarioPlugin::dataFiles(const json &scenario) const
     return {};
 }
 
+QStringList StepsScenarioPlugin::endpoints(const json &scenario) const
+{
+    QStringList out;
+    if (scenario.is_object() && scenario.contains("steps") && scenario["steps"].is_array())
+        for (const auto &st : scenario["steps"])
+            if (st.is_object() && st.contains("name") && st["name"].is_string())
+                out << QString::fromStdString(st["name"].get<std::string>());
+    return out;
+}
+
 ConfigErrors StepsScenarioPlugin::validate(const json &scenario, const QString &baseDir) const
 {
     ConfigErrors errors;
@@ -146,6 +156,8 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
         return s;
     }
     QList<QPair<QString, QString>> uses; // (path, variable) to check once every extraction is known
+    std::vector<int> useStep;            // the step index of each entry of uses
+    QHash<QString, int> extractedBy;     // variable -> first step that extracts it
     QSet<QString> names;
     for (size_t i = 0; i < stepsValue->size(); ++i) {
         const json &st = (*stepsValue)[i];
@@ -265,8 +277,12 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
                             c.error(ConfigChecker::join(kp, QStringLiteral("json")),
                                     QStringLiteral("\"%1\" is not a JSON pointer like \"/token\" or \"/items/0/id\"").arg(ptr));
                         }
-                        if (ck.contains("equals"))
+                        if (ck.contains("equals")) {
                             check.jsonEquals = ck["equals"];
+                            if (ck["equals"].is_string())
+                                check.expected = compileTemplate(QString::fromStdString(ck["equals"].get<std::string>()),
+                                                                 ConfigChecker::join(kp, QStringLiteral("equals")), c, &uses);
+                        }
                         check.exists = c.boolean(ck, "exists", kp, false).value_or(true);
                         check.name = check.jsonEquals ? QStringLiteral("json %1 == %2").arg(ptr, QString::fromStdString(ck["equals"].dump()))
                                                       : QStringLiteral("json %1 %2").arg(ptr, check.exists ? QStringLiteral("exists") : QStringLiteral("absent"));
@@ -318,22 +334,40 @@ std::shared_ptr<StepsScenario> StepsScenarioPlugin::compile(const json &scenario
                         continue;
                     }
                     known << var;
+                    if (!extractedBy.contains(var))
+                        extractedBy.insert(var, int(i));
                     step.extractions.push_back(x);
                 }
             }
         }
         s->steps.push_back(std::move(step));
+        useStep.resize(size_t(uses.size()), int(i));
     }
-    for (const auto &[path, var] : std::as_const(uses)) {
-        if (known.contains(var))
+    for (qsizetype u = 0; u < uses.size(); ++u) {
+        const auto &[path, var] = uses[u];
+        if (known.contains(var)) {
+            // A variable must be extracted by an earlier step: otherwise a vUser's first iteration sends it empty.
+            const auto by = extractedBy.constFind(var);
+            if (by != extractedBy.constEnd() && *by >= useStep[size_t(u)])
+                c.error(path, QStringLiteral("{{%1}} is extracted by scenario.steps[%2], which runs %3: a vUser's first "
+                                             "iteration would send it empty")
+                                  .arg(var)
+                                  .arg(*by)
+                                  .arg(*by == useStep[size_t(u)] ? QStringLiteral("after this request")
+                                                                 : QStringLiteral("later")));
             continue;
-        if (var.startsWith(QLatin1String("row.")) && !scenario.contains("data"))
-            c.error(path, QStringLiteral("{{%1}} needs a data file: scenario.data.csv").arg(var));
-        else if (var.startsWith(QLatin1String("row.")) && baseDir.isEmpty())
-            continue; // columns are unknown without the file
-        else
-            c.error(path, QStringLiteral("{{%1}} is not defined (built-ins: vu, iter, row.<column>; or a name some step "
-                                         "extracts)").arg(var));
+        }
+        if (var.startsWith(QLatin1String("row."))) {
+            if (!scenario.contains("data"))
+                c.error(path, QStringLiteral("{{%1}} needs a data file: scenario.data.csv").arg(var));
+            else if (s->data)
+                c.error(path, QStringLiteral("{{%1}}: the data file has no column \"%2\" (columns: %3)")
+                                  .arg(var, var.mid(4), s->data->columns.join(", ")));
+            // else: the file could not be read (already an error) or was not checked (no base folder)
+            continue;
+        }
+        c.error(path, QStringLiteral("{{%1}} is not defined (built-ins: vu, iter, row.<column>; or a name an earlier "
+                                     "step extracts)").arg(var));
     }
     return s;
 }
@@ -353,16 +387,16 @@ class StepsVu final : public IVuScript {
 public:
     StepsVu(StepsScenario *scenario, int vu) : m_s(scenario), m_vu(vu) {}
 
-    QCoro::Task<> iteration(IVuContext &ctx) override
+    QCoro::Task<bool> iteration(IVuContext &ctx) override
     {
         pickRow(ctx);
         for (const CompiledStep &step : m_s->steps) {
             if (ctx.stopping())
-                co_return;
+                co_return false;
             StepRequest req = buildRequest(step, ctx);
             StepResponse resp = co_await ctx.request(std::move(req));
             if (resp.interrupted())
-                co_return;
+                co_return false;
             runChecks(step, resp, ctx);
             extract(step, resp, ctx);
             const auto &think = step.thinkTime ? step.thinkTime : m_s->thinkTime;
@@ -372,6 +406,7 @@ public:
                 co_await ctx.sleep(d);
             }
         }
+        co_return true; // think time cut by a hard stop after the last request still ends a whole iteration
     }
 
 private:
@@ -499,7 +534,14 @@ private:
                 const json *doc = parsed(resp, body, tried);
                 const json::json_pointer ptr(c.pointer);
                 const bool has = doc && doc->contains(ptr);
-                pass = c.jsonEquals ? has && (*doc)[ptr] == *c.jsonEquals : has == c.exists;
+                if (!c.jsonEquals) {
+                    pass = has == c.exists;
+                } else if (c.expected && !c.expected->isConstant()) {
+                    // A templated expectation is text: compare with the value as text (strings without quotes).
+                    pass = has && jsonText((*doc)[ptr]) == render(*c.expected, ctx);
+                } else {
+                    pass = has && (*doc)[ptr] == *c.jsonEquals;
+                }
                 break;
             }
             case Check::Kind::LatencyBelow: pass = resp.status > 0 && resp.latency < c.below; break;

@@ -69,6 +69,7 @@ class StepsScenarioPlugin : public QObject, public IScenarioPlugin {
 public:
     ConfigErrors validate(const nlohmann::json &scenario, const QString &baseDir) const override;
     QStringList dataFiles(const nlohmann::json &scenario) const override;
+    QStringList endpoints(const nlohmann::json &scenario) const override;
     Result<std::shared_ptr<IScenario>> create(const ScenarioOptions &options) override;
 
     // Compiles (and validates) a scenario section; `errors` gets every problem.

@@ -349,10 +349,14 @@ void ScriptableServer::behave(const std::shared_ptr<Exchange> &x)
                 ++m_stats.clientGone;
             return;
         }
+        // cut=M: the broken response advertises the N bytes of a normal one and carries only M < N of them (a
+        // large body cut early); without it, it advertises 2N+1 and carries N.
+        const qint64 cut = param(q, "cut", -1, 0, std::max<qint64>(n - 1, 0));
+        const qint64 advertised = cut >= 0 ? n : 2 * n + 1;
         writeBody(x,
-                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + QByteArray::number(2 * n + 1)
+                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + QByteArray::number(advertised)
                       + "\r\n\r\n",
-                  payload(n));
+                  payload(cut >= 0 ? cut : n));
         x->responder.abort();
         broken(x);
     } else if (path == QLatin1String("/redirect")) {

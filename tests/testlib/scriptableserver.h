@@ -25,9 +25,11 @@
 //                                    from X to X+Y ms on that clock the server is frozen: every response of
 //                                    every behaviour (including later chunks) due in that window is held until
 //                                    its end. Later /freeze requests do not move the window.
-//   /reset-after?bytes=N&every=2     the k-th /reset-after request since the last reset (k from 1): when
+//   /reset-after?bytes=N&every=2&cut=M
+//                                    the k-th /reset-after request since the last reset (k from 1): when
 //                                    k % every == 0, a 200 advertising Content-Length 2N+1, N body bytes, then a
-//                                    TCP reset; otherwise a normal 200 with N body bytes (default N 1000)
+//                                    TCP reset (with cut=M, 0 <= M < N: advertising N, only M body bytes, then
+//                                    the reset); otherwise a normal 200 with N body bytes (default N 1000)
 //   /redirect?n=3                    302 to /redirect?n=2 ... /redirect?n=1 redirects to /ok (n redirects, then
 //                                    200 "ok"; n=0 answers like /ok); Location is a relative path
 //   /garbage                         bytes that are not HTTP, then the connection closes

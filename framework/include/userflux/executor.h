@@ -48,6 +48,8 @@ public:
     // graceful_stop expires are interrupted. A second call (or `hard`) interrupts at once.
     void stop(bool hard = false);
     bool stopRequested() const { return m_stopRequested; }
+    // True when the run was stopped before its plan ended (a stop after the plan is a normal end).
+    bool aborted() const { return m_stopRequested && !m_stoppedAfterPlan; }
 
     const RunStats &totals() const { return m_totals; }
     const LoadPlan &plan() const { return m_setup.plan; }
@@ -95,6 +97,7 @@ private:
     bool m_stopRequested = false;
     bool m_hardStopped = false;
     bool m_planDone = false;
+    bool m_stoppedAfterPlan = false;
     bool m_finishing = false;
     bool m_finished = false;
     qint64 m_nextBucket = 0;        // first second index not yet emitted

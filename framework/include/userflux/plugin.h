@@ -167,7 +167,8 @@ class IVuScript {
 public:
     virtual ~IVuScript() = default;
     // Runs one iteration. Must return promptly once ctx.stopping() is true or a request comes back interrupted.
-    virtual QCoro::Task<> iteration(IVuContext &ctx) = 0;
+    // Returns true when the iteration ran to its end (only those count in totals.iterations).
+    virtual QCoro::Task<bool> iteration(IVuContext &ctx) = 0;
 };
 
 // A compiled scenario, shared by every worker: createVu() may be called from several worker threads at once.
@@ -192,6 +193,9 @@ public:
     virtual ConfigErrors validate(const nlohmann::json &scenario, const QString &baseDir) const = 0;
     // Data files the scenario reads (relative as written in the config): copied into the run dir at start.
     virtual QStringList dataFiles(const nlohmann::json &scenario) const = 0;
+    // The endpoint names a (valid) scenario section declares, so that thresholds scoped to an endpoint can be
+    // checked before the run.
+    virtual QStringList endpoints(const nlohmann::json &scenario) const = 0;
     virtual Result<std::shared_ptr<IScenario>> create(const ScenarioOptions &options) = 0;
 };
 

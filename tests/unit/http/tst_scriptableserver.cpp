@@ -204,6 +204,23 @@ void TestScriptableServer::resetAfter()
     QCOMPARE(s.responsesCompleted, 1u);
     QCOMPARE(s.responsesBroken, 1u);
     QCOMPARE(s.bodyBytesWritten, 1000u);
+
+    // cut=M: a large body advertised whole, cut after M bytes.
+    m_server->reset();
+    auto second = client();
+    QVERIFY(second);
+    second->sendRequest("GET", "/reset-after?bytes=5000&every=2&cut=1000");
+    QVERIFY(second->waitForResponses(1));
+    QCOMPARE(second->responses()[0].body.size(), 5000);
+    second->sendRequest("GET", "/reset-after?bytes=5000&every=2&cut=1000");
+    QVERIFY(second->waitForDisconnected());
+    QCOMPARE(second->responses().size(), 1);
+    QVERIFY(second->received().contains("Content-Length: 5000"));
+    QCOMPARE(second->bytesReceived() - second->received().lastIndexOf("\r\n\r\n") - 4, 1000);
+    const auto cutStats = m_server->stats();
+    QCOMPARE(cutStats.responsesCompleted, 1u);
+    QCOMPARE(cutStats.responsesBroken, 1u);
+    QCOMPARE(cutStats.bodyBytesWritten, 6000u);
 }
 
 void TestScriptableServer::redirectChain()

@@ -191,6 +191,28 @@ private Q_SLOTS:
         QVERIFY(ms(r) < 1000);
     }
 
+    // A body framed by the connection's close (no Content-Length, no chunking, Connection: close): each request
+    // is sent exactly once, on its own connection, and its whole body arrives.
+    void closeDelimitedBodiesAreSentOnce()
+    {
+        m_server->reset();
+        auto c = client();
+        for (int i = 0; i < 50; ++i) {
+            ProtocolRequest req = get(url("/close-delimited?bytes=1000"));
+            req.affinity = quint64(1 + i % 2);
+            const auto r = exec(*c, req);
+            QCOMPARE(r.error, ErrorKind::None);
+            QCOMPARE(r.status, 200);
+            QCOMPARE(r.bytesReceived, 1000);
+        }
+        const auto s = m_server->stats();
+        qInfo("%s", m_server->statsJson().dump().c_str());
+        QCOMPARE(c->retries(), 0);
+        QCOMPARE(s.requestsReceived, quint64(50));
+        QCOMPARE(s.connectionsAccepted, quint64(50));
+        QCOMPARE(s.bodyBytesWritten, quint64(50 * 1000));
+    }
+
     void postBodyIsSent()
     {
         auto c = client();
