@@ -155,8 +155,9 @@ int Agent::start()
             .arg(m_runId,
                  QString::fromStdString(m_config.value("name", std::string("unnamed"))),
                  QString::fromStdString(m_config["target"]["base_url"].get<std::string>()),
-                 p.model == LoadPlan::Model::ClosedStages ? QStringLiteral("stages over %1").arg(formatDuration(p.plannedDuration()))
-                                                          : QStringLiteral("%1 iterations per vUser").arg(p.iterations))
+                 p.model == LoadPlan::Model::ClosedIterations ? QStringLiteral("%1 iterations per vUser").arg(p.iterations)
+                 : p.model == LoadPlan::Model::Open ? QStringLiteral("open model, stages over %1").arg(formatDuration(p.plannedDuration()))
+                                                    : QStringLiteral("stages over %1").arg(formatDuration(p.plannedDuration())))
             .arg(p.maxVus())
             .arg(collectSamples ? QStringLiteral(", samples on") : QString()));
     m_executor->start();
@@ -197,7 +198,7 @@ nlohmann::json Agent::partialSummary() const
     in.startedAt = m_startedAt;
     in.durationS = m_executor->elapsedS();
     in.configName = QString::fromStdString(m_config.value("name", std::string()));
-    in.model = QStringLiteral("closed");
+    in.model = m_executor->plan().model == LoadPlan::Model::Open ? QStringLiteral("open") : QStringLiteral("closed");
     in.totals = &m_executor->totals();
     in.endpointOrder = m_scenario->endpoints();
     in.vusMax = m_executor->vusMax();
@@ -248,7 +249,7 @@ void Agent::finish()
     in.endedAt = QDateTime::currentDateTimeUtc();
     in.durationS = m_executor->elapsedS();
     in.configName = QString::fromStdString(m_config.value("name", std::string()));
-    in.model = QStringLiteral("closed");
+    in.model = m_executor->plan().model == LoadPlan::Model::Open ? QStringLiteral("open") : QStringLiteral("closed");
     in.totals = &m_executor->totals();
     in.timeseries = m_executor->timeseries();
     in.endpointOrder = m_scenario->endpoints();

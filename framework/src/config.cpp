@@ -8,6 +8,7 @@
 #include <QUrl>
 
 #include <algorithm>
+#include <cmath>
 
 namespace Userflux {
 
@@ -87,8 +88,24 @@ void validateLoad(const json &config, ConfigChecker &c)
     }
     const auto model = c.oneOf(*load, "model", p, {"closed", "open"}, false);
     if (model == QLatin1String("open")) {
-        c.error(QStringLiteral("load.model"), QStringLiteral("the open (arrival-rate) model is not available in this "
-                                                             "version; use \"closed\" with stages or vus/iterations"));
+        c.object(*load, p, {"model", "stages", "start_rate", "max_vus", "graceful_stop", "workers"});
+        c.number(*load, "start_rate", p, 0, 1e6, false);
+        c.integer(*load, "max_vus", p, 1, 100000, true);
+        c.duration(*load, "graceful_stop", p, false, true);
+        c.integer(*load, "workers", p, 1, 256, false);
+        const json stages = load->value("stages", json());
+        if (!stages.is_array() || stages.empty()) {
+            c.error(QStringLiteral("load.stages"), QStringLiteral("must be a non-empty list of {\"duration\": \"1m\", "
+                                                                  "\"rate\": 200} (iterations per second)"));
+            return;
+        }
+        for (size_t i = 0; i < stages.size(); ++i) {
+            const QString sp = ConfigChecker::index(QStringLiteral("load.stages"), int(i));
+            if (!c.object(stages[i], sp, {"duration", "rate"}))
+                continue;
+            c.duration(stages[i], "duration", sp, true, true);
+            c.number(stages[i], "rate", sp, 0, 1e6, true);
+        }
         return;
     }
     const bool hasStages = load->contains("stages");
@@ -227,7 +244,7 @@ QString formatConfigErrors(const ConfigErrors &errors)
 
 int LoadPlan::maxVus() const
 {
-    if (model == Model::ClosedIterations)
+    if (model == Model::ClosedIterations || model == Model::Open)
         return vus;
     int m = 0;
     for (const Stage &s : stages)
@@ -240,9 +257,62 @@ std::chrono::microseconds LoadPlan::plannedDuration() const
     if (model == Model::ClosedIterations)
         return maxDuration.value_or(std::chrono::microseconds(0));
     std::chrono::microseconds total{0};
+    if (model == Model::Open) {
+        for (const RateStage &s : rateStages)
+            total += s.duration;
+        return total;
+    }
     for (const Stage &s : stages)
         total += s.duration;
     return total;
+}
+
+double LoadPlan::rateAt(std::chrono::microseconds t) const
+{
+    double from = startRate.value_or(rateStages.empty() ? 0.0 : rateStages.front().rate);
+    std::chrono::microseconds begin{0};
+    for (const RateStage &s : rateStages) {
+        const auto end = begin + s.duration;
+        if (t < end) {
+            if (s.duration.count() <= 0)
+                return s.rate;
+            const double frac = double((t - begin).count()) / double(s.duration.count());
+            return from + (s.rate - from) * std::clamp(frac, 0.0, 1.0);
+        }
+        from = s.rate;
+        begin = end;
+    }
+    return 0.0;
+}
+
+std::optional<std::chrono::microseconds> LoadPlan::arrivalTime(qint64 k) const
+{
+    // Walk the stages accumulating the integral of the rate; inside the stage that reaches k, solve
+    // r0*tau + (r1 - r0)*tau^2/(2D) = k - before for tau (seconds).
+    double before = 0;    // arrivals due before this stage
+    double from = startRate.value_or(rateStages.empty() ? 0.0 : rateStages.front().rate);
+    double beginS = 0;
+    const double target = double(k);
+    for (const RateStage &s : rateStages) {
+        const double d = std::chrono::duration<double>(s.duration).count();
+        const double r0 = from, r1 = s.rate;
+        const double inStage = d > 0 ? (r0 + r1) / 2.0 * d : 0.0;
+        if (d > 0 && target < before + inStage - 1e-9) {
+            const double x = target - before;
+            const double a = (r1 - r0) / (2.0 * d);
+            double tau;
+            if (std::abs(a) < 1e-12)
+                tau = x / r0;
+            else
+                tau = (-r0 + std::sqrt(std::max(0.0, r0 * r0 + 4.0 * a * x))) / (2.0 * a);
+            tau = std::clamp(tau, 0.0, d);
+            return std::chrono::microseconds(qint64(std::llround((beginS + tau) * 1e6)));
+        }
+        before += inStage;
+        from = r1;
+        beginS += d;
+    }
+    return std::nullopt;
 }
 
 double LoadPlan::targetAt(std::chrono::microseconds t) const
@@ -272,7 +342,20 @@ Result<LoadPlan> parseLoadPlan(const json &load)
     LoadPlan plan;
     if (!load.is_object())
         return Error{QStringLiteral("config"), QStringLiteral("load: must be an object")};
-    if (load.contains("stages")) {
+    if (load.value("model", std::string("closed")) == "open") {
+        plan.model = LoadPlan::Model::Open;
+        plan.vus = int(c.integer(load, "max_vus", QStringLiteral("load"), 1, 100000, true).value_or(0));
+        plan.startRate = c.number(load, "start_rate", QStringLiteral("load"), 0, 1e6, false);
+        if (load.contains("stages") && load["stages"].is_array()) {
+            for (size_t i = 0; i < load["stages"].size(); ++i) {
+                const QString sp = ConfigChecker::index(QStringLiteral("load.stages"), int(i));
+                RateStage s;
+                s.duration = c.duration(load["stages"][i], "duration", sp, true).value_or(std::chrono::microseconds(0));
+                s.rate = c.number(load["stages"][i], "rate", sp, 0, 1e6, true).value_or(0);
+                plan.rateStages.push_back(s);
+            }
+        }
+    } else if (load.contains("stages")) {
         plan.model = LoadPlan::Model::ClosedStages;
         if (load["stages"].is_array()) {
             for (size_t i = 0; i < load["stages"].size(); ++i) {

@@ -161,6 +161,11 @@ QCoro::Task<StepResponse> VuContext::request(StepRequest step)
         const qint64 latencyUs = std::max<qint64>(0, toUs(r.end - r.start));
         RunStats &stats = m_worker->bucketFor(r.end);
         stats.recordRequest(step.step, method, r.status, outcome, latencyUs, r.bytesReceived, r.bytesSent, r.protocol);
+        if (m_open && outcome != ErrorKind::Interrupted) {
+            // From the intended start: this request began (iteration start - intended start) late.
+            const qint64 lagUs = std::max<qint64>(0, toUs(m_iterationStart - m_intended));
+            stats.recordCorrected(latencyUs + lagUs, m_intervalUs);
+        }
         if (r.status > 0) {
             for (const auto &h : std::as_const(r.headers)) {
                 if (h.first.compare("server-timing", Qt::CaseInsensitive) == 0) {
@@ -321,6 +326,49 @@ QCoro::Task<> Worker::runVu(VuContext *vu)
     QMetaObject::invokeMethod(m_executor, [e = m_executor, id] { e->onVuExited(id); }, Qt::QueuedConnection);
 }
 
+void Worker::createIdleVu(int vu)
+{
+    auto ctx = std::make_unique<VuContext>(this, vu);
+    ctx->m_serial = m_nextSerial++;
+    ctx->m_open = true;
+    ctx->m_script = m_setup->scenario->createVu(vu);
+    m_idle.push_back(ctx.get());
+    m_vus.emplace(ctx->m_serial, std::move(ctx));
+}
+
+void Worker::startIteration(MonoClock::time_point intended, qint64 expectedIntervalUs)
+{
+    if (m_idle.empty()) {
+        // Cannot happen: the executor only dispatches to a worker it knows has an idle vUser. Say so if it does.
+        log(QStringLiteral("worker %1: no idle vUser for a dispatched iteration").arg(m_index));
+        QMetaObject::invokeMethod(m_executor, [e = m_executor, i = m_index] { e->onOpenIterationDone(i); }, Qt::QueuedConnection);
+        return;
+    }
+    VuContext *vu = m_idle.back();
+    m_idle.pop_back();
+    vu->m_intended = intended;
+    vu->m_intervalUs = expectedIntervalUs;
+    vu->m_task = runOpenIteration(vu);
+}
+
+QCoro::Task<> Worker::runOpenIteration(VuContext *vu)
+{
+    vu->m_iterationStart = MonoClock::now();
+    bool complete = false;
+    if (!vu->m_hardStop) {
+        try {
+            complete = co_await vu->m_script->iteration(*vu);
+        } catch (const std::exception &e) {
+            log(QStringLiteral("vu %1: iteration %2 failed: %3").arg(vu->m_vu).arg(vu->m_iteration).arg(QString::fromUtf8(e.what())));
+        }
+    }
+    if (complete)
+        bucketFor(MonoClock::now()).iterations += 1;
+    ++vu->m_iteration;
+    m_idle.push_back(vu);
+    QMetaObject::invokeMethod(m_executor, [e = m_executor, i = m_index] { e->onOpenIterationDone(i); }, Qt::QueuedConnection);
+}
+
 void Worker::requestStopVu(int vu)
 {
     if (auto it = m_current.find(vu); it != m_current.end())
@@ -423,12 +471,102 @@ void Executor::start()
     if (onLog)
         onLog(QStringLiteral("run started: %1 worker thread(s), up to %2 vUsers").arg(workers).arg(plan.maxVus()));
 
+    if (plan.model == LoadPlan::Model::Open) {
+        // The whole pool is allocated up front, so starting an iteration never waits for a vUser to be built.
+        m_freeSlots.assign(size_t(workers), 0);
+        for (int vu = 1; vu <= plan.vus; ++vu) {
+            const int w = (vu - 1) % workers;
+            ++m_freeSlots[size_t(w)];
+            Worker *worker = m_workers[size_t(w)];
+            QMetaObject::invokeMethod(worker, [worker, vu] { worker->createIdleVu(vu); }, Qt::BlockingQueuedConnection);
+        }
+        m_scheduler = new QTimer(this);
+        m_scheduler->setSingleShot(true);
+        m_scheduler->setTimerType(Qt::PreciseTimer);
+        connect(m_scheduler, &QTimer::timeout, this, &Executor::scheduleArrivals);
+        m_start = MonoClock::now(); // the schedule starts now that the pool is ready
+        for (Worker *w : m_workers)
+            QMetaObject::invokeMethod(w, [w, t = m_start] { w->resetStart(t); }, Qt::BlockingQueuedConnection);
+    }
+
     m_ticker = new QTimer(this);
     m_ticker->setTimerType(Qt::PreciseTimer);
     m_ticker->setInterval(50);
     connect(m_ticker, &QTimer::timeout, this, &Executor::tick);
     m_ticker->start();
+    if (m_scheduler)
+        scheduleArrivals();
     tick();
+}
+
+void Executor::scheduleArrivals()
+{
+    if (m_stopRequested || m_planDone || m_finishing)
+        return;
+    const LoadPlan &plan = m_setup.plan;
+    for (;;) {
+        const auto due = plan.arrivalTime(m_nextArrival);
+        if (!due) {
+            m_planDone = true;
+            scheduleHardStop();
+            maybeFinish();
+            return;
+        }
+        const auto elapsed = duration_cast<microseconds>(MonoClock::now() - m_start);
+        if (*due > elapsed) {
+            // Wake at the next due time: iterations start on their schedule, never in a burst to catch up.
+            m_scheduler->start(int((*due - elapsed).count() / 1000));
+            return;
+        }
+        dispatchArrival(*due);
+        ++m_nextArrival;
+    }
+}
+
+void Executor::dispatchArrival(microseconds due)
+{
+    const size_t workers = m_workers.size();
+    for (size_t n = 0; n < workers; ++n) {
+        const size_t w = (m_nextWorker + n) % workers;
+        if (m_freeSlots[w] <= 0)
+            continue;
+        m_nextWorker = (w + 1) % workers;
+        --m_freeSlots[w];
+        ++m_running;
+        noteVus();
+        // The interval at which each pool vUser is expected to start an iteration at this rate: the unit of the
+        // coordinated-omission correction.
+        const double rate = m_setup.plan.rateAt(due);
+        const qint64 intervalUs = rate > 0 ? qint64(double(m_setup.plan.vus) / rate * 1e6) : 0;
+        Worker *worker = m_workers[w];
+        QMetaObject::invokeMethod(worker, [worker, t = m_start + due, intervalUs] { worker->startIteration(t, intervalUs); },
+                                  Qt::QueuedConnection);
+        return;
+    }
+    // Every vUser of the pool is busy: the iteration is dropped (counted in the second it was due).
+    const qint64 index = std::max<qint64>(due.count() / 1000000, m_nextBucket);
+    m_pendingBuckets[index].droppedIterations += 1;
+}
+
+void Executor::onOpenIterationDone(int worker)
+{
+    ++m_freeSlots[size_t(worker)];
+    --m_running;
+    maybeFinish();
+}
+
+void Executor::scheduleHardStop()
+{
+    // Open model: iterations still running graceful_stop after the end (or a stop) are interrupted.
+    if (m_hardStopScheduled)
+        return;
+    m_hardStopScheduled = true;
+    QTimer::singleShot(duration_cast<milliseconds>(m_setup.plan.gracefulStop), this, [this] {
+        if (m_finishing)
+            return;
+        for (Worker *w : m_workers)
+            QMetaObject::invokeMethod(w, [w] { w->hardStopAll(); }, Qt::QueuedConnection);
+    });
 }
 
 void Executor::tick()
@@ -439,7 +577,7 @@ void Executor::tick()
     const auto elapsed = duration_cast<microseconds>(now - m_start);
     const LoadPlan &plan = m_setup.plan;
 
-    if (!m_stopRequested && !m_planDone) {
+    if (!m_stopRequested && !m_planDone && plan.model != LoadPlan::Model::Open) {
         if (plan.model == LoadPlan::Model::ClosedIterations) {
             if (m_target == 0)
                 setTarget(plan.vus);
@@ -525,6 +663,8 @@ void Executor::maybeFinish()
         return;
     if (m_setup.plan.model == LoadPlan::Model::ClosedIterations && m_target > 0)
         m_planDone = true; // every vUser did its iterations
+    if (m_setup.plan.model == LoadPlan::Model::Open && !m_planDone && !m_stopRequested)
+        return; // between two arrivals nothing runs, and that is not the end
     if (m_planDone || m_stopRequested)
         beginFinish();
 }
@@ -550,7 +690,12 @@ void Executor::stop(bool hard)
     if (onLog)
         onLog(QStringLiteral("stop requested: vUsers finish their iteration (graceful_stop %1)")
                   .arg(formatDuration(m_setup.plan.gracefulStop)));
-    setTarget(0);
+    if (m_setup.plan.model == LoadPlan::Model::Open) {
+        m_scheduler->stop();
+        scheduleHardStop();
+    } else {
+        setTarget(0);
+    }
     maybeFinish();
 }
 
@@ -612,6 +757,16 @@ void Executor::emitBuckets(qint64 upTo, bool final)
             {"throughput_rps", std::round(finished / durationS * 1000.0) / 1000.0},
             {"bytes_received", stats.bytesReceived},
         };
+        if (m_setup.plan.model == LoadPlan::Model::Open) {
+            bucket["dropped_iterations"] = stats.droppedIterations;
+            if (stats.latencyCorrected && stats.latencyCorrected->count() > 0) {
+                const Histogram &h = *stats.latencyCorrected;
+                auto ms = [](qint64 us) { return std::round(double(us)) / 1000.0; };
+                bucket["latency_corrected_ms"] = {{"p50", ms(h.valueAtPercentile(50))}, {"p90", ms(h.valueAtPercentile(90))},
+                                                  {"p95", ms(h.valueAtPercentile(95))}, {"p99", ms(h.valueAtPercentile(99))},
+                                                  {"max", ms(h.max())}, {"mean", std::round(h.mean()) / 1000.0}};
+            }
+        }
         json byKind = json::object();
         for (const auto &[k, v] : stats.errorsByKind)
             byKind[k.toStdString()] = v;

@@ -35,6 +35,9 @@ public:
     quint64 m_serial = 0;
     qint64 m_iteration = 0;
     qint64 m_maxIterations = 0;     // 0: unbounded (stages)
+    bool m_open = false;            // open model: runs one iteration at a time, when the executor says so
+    MonoClock::time_point m_intended, m_iterationStart; // open model: when the current iteration was due / began
+    qint64 m_intervalUs = 0;        // open model: the interval at which this vUser is expected to start iterations
     bool m_stopRequested = false;   // stop at the next iteration boundary
     bool m_hardStop = false;        // interrupt now
     quint64 m_inflight = 0;         // handle of the request in flight, 0 when none
@@ -53,7 +56,11 @@ public:
 
     // Everything below runs on the worker's thread (the executor calls it with queued invocations).
     void init();
+    void resetStart(MonoClock::time_point start) { m_start = start; }
     void activateVu(int vu, qint64 maxIterations);
+    // Open model: adds an idle vUser to this worker's pool; startIteration() hands one iteration to an idle one.
+    void createIdleVu(int vu);
+    void startIteration(MonoClock::time_point intended, qint64 expectedIntervalUs);
     void requestStopVu(int vu);
     void hardStopVu(int vu);
     void hardStopAll();
@@ -80,6 +87,7 @@ public:
 
 private:
     QCoro::Task<> runVu(VuContext *vu);
+    QCoro::Task<> runOpenIteration(VuContext *vu);
 
     int m_index;
     const ExecutorSetup *m_setup;
@@ -88,6 +96,7 @@ private:
     std::unique_ptr<IProtocolClient> m_client;
     std::map<quint64, std::unique_ptr<VuContext>> m_vus; // by serial: a vUser id may have a stopping twin
     std::map<int, VuContext *> m_current;               // the live (not hard-stopped) instance of each id
+    std::vector<VuContext *> m_idle;                     // open model: pool vUsers with no iteration
     quint64 m_nextSerial = 1;
     std::map<qint64, RunStats> m_buckets; // by completion second since start
     std::vector<Sample> m_samples;

@@ -63,6 +63,20 @@ void RunStats::recordServerTiming(const QString &metric, qint64 durUs)
     h->record(durUs);
 }
 
+void RunStats::recordCorrected(qint64 latencyUs, qint64 expectedIntervalUs)
+{
+    if (!latencyCorrected)
+        latencyCorrected = std::make_unique<Histogram>();
+    latencyCorrected->record(latencyUs);
+    if (expectedIntervalUs <= 0)
+        return;
+    // Bounded: at most 10000 back-filled samples per request, so an absurd interval cannot stall a worker.
+    int budget = 10000;
+    for (qint64 missing = latencyUs - expectedIntervalUs; missing >= expectedIntervalUs && budget-- > 0;
+         missing -= expectedIntervalUs)
+        latencyCorrected->record(missing);
+}
+
 void RunStats::recordCheck(const QString &step, const QString &check, bool passed)
 {
     CheckStats &c = checks[{step, check}];
@@ -76,10 +90,16 @@ void RunStats::merge(const RunStats &o)
     errors += o.errors;
     interrupted += o.interrupted;
     iterations += o.iterations;
+    droppedIterations += o.droppedIterations;
     bytesReceived += o.bytesReceived;
     bytesSent += o.bytesSent;
     latency.merge(o.latency);
     latencyOk.merge(o.latencyOk);
+    if (o.latencyCorrected) {
+        if (!latencyCorrected)
+            latencyCorrected = std::make_unique<Histogram>();
+        latencyCorrected->merge(*o.latencyCorrected);
+    }
     for (const auto &[k, v] : o.statusCodes)
         statusCodes[k] += v;
     for (const auto &[k, v] : o.errorsByKind)

@@ -56,7 +56,7 @@ json buildSummary(const SummaryInput &in)
                    {"error_rate", errorRate(t.errors, t.ok)},
                    {"throughput_rps", rate(t.ok + t.errors, in.durationS)},
                    {"iterations", t.iterations},
-                   {"dropped_iterations", 0},
+                   {"dropped_iterations", t.droppedIterations},
                    {"bytes_received", t.bytesReceived},
                    {"bytes_sent", t.bytesSent},
                    {"vus_max", in.vusMax},
@@ -66,6 +66,8 @@ json buildSummary(const SummaryInput &in)
         s["latency_ms"] = latencyBlock(t.latency);
     if (t.latencyOk.count() > 0)
         s["latency_ok_ms"] = latencyBlock(t.latencyOk);
+    if (t.latencyCorrected && t.latencyCorrected->count() > 0)
+        s["latency_corrected_ms"] = latencyBlock(*t.latencyCorrected);
 
     json codes = json::object();
     for (const auto &[code, n] : t.statusCodes)

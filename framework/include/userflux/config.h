@@ -34,23 +34,36 @@ struct Stage {
     int target = 0;
 };
 
+struct RateStage {
+    std::chrono::microseconds duration{0};
+    double rate = 0; // iterations per second at the end of the stage
+};
+
 struct LoadPlan {
-    enum class Model { ClosedStages, ClosedIterations };
+    enum class Model { ClosedStages, ClosedIterations, Open };
     Model model = Model::ClosedStages;
     std::vector<Stage> stages;          // ClosedStages
-    int vus = 0;                        // ClosedIterations
+    int vus = 0;                        // ClosedIterations: vUsers; Open: max_vus (the pre-allocated pool)
     qint64 iterations = 0;              // ClosedIterations: per vUser
     std::optional<std::chrono::microseconds> maxDuration; // ClosedIterations: safety bound
+    std::vector<RateStage> rateStages;  // Open
+    std::optional<double> startRate;    // Open: the rate at t = 0 (default: the first stage's rate)
     std::chrono::microseconds gracefulStop{std::chrono::seconds(30)};
     int workers = 0;                    // 0: one per core the run may use
 
-    // Peak vUsers of the plan.
+    // Peak vUsers of the plan (Open: the pool size).
     int maxVus() const;
-    // Planned length (ClosedStages: sum of stage durations; ClosedIterations: maxDuration or 0 = unknown).
+    // Planned length (stages: sum of stage durations; ClosedIterations: maxDuration or 0 = unknown).
     std::chrono::microseconds plannedDuration() const;
     // ClosedStages: the vUser target at `t` since start: linear from the previous stage's target (0 before the
     // first stage) to this stage's target; after the last stage, that stage's target. Pure.
     double targetAt(std::chrono::microseconds t) const;
+    // Open: the arrival rate at `t` (iterations/s), linear from the previous stage's rate (startRate, or the first
+    // stage's own rate, before the first stage); 0 after the plan. Pure.
+    double rateAt(std::chrono::microseconds t) const;
+    // Open: when the k-th iteration (0-based) is due: the t where the integral of the rate from 0 reaches k, so
+    // iteration 0 is due at 0 and a constant 200/s over 5 s schedules exactly 1000. nullopt past the plan. Pure.
+    std::optional<std::chrono::microseconds> arrivalTime(qint64 k) const;
 };
 
 // Parses "load" of a validated config (call validateConfig first; a malformed section gives an error).

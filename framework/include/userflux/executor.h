@@ -76,6 +76,10 @@ private:
     void requestFlush(bool final);
     void onReport(std::shared_ptr<WorkerReport> report);
     void onVuActivated(bool created);
+    void scheduleArrivals();
+    void dispatchArrival(std::chrono::microseconds due);
+    void onOpenIterationDone(int worker);
+    void scheduleHardStop();
     void onVuExited(int vu);
     void maybeFinish();
     void noteVus();
@@ -109,6 +113,12 @@ private:
     std::map<qint64, int> m_bucketVus;
     RunStats m_totals;
     std::vector<qint64> m_workerRetries;
+    // Open model
+    QTimer *m_scheduler = nullptr;
+    qint64 m_nextArrival = 0;          // index of the next iteration due
+    std::vector<int> m_freeSlots;      // idle pool vUsers per worker
+    size_t m_nextWorker = 0;           // round robin over workers with a free vUser
+    bool m_hardStopScheduled = false;
     qint64 m_retries = 0;
     std::vector<nlohmann::json> m_timeseries;
 };

@@ -28,9 +28,11 @@ struct CheckStats {
 struct RunStats {
     qint64 requests = 0, ok = 0, errors = 0, interrupted = 0;
     qint64 iterations = 0;
+    qint64 droppedIterations = 0;   // open model: due when every vUser of the pool was busy
     qint64 bytesReceived = 0, bytesSent = 0;
     Histogram latency;    // ok + errors
     Histogram latencyOk;  // ok only
+    std::unique_ptr<Histogram> latencyCorrected; // open model: from the intended start, coordinated omission corrected
     std::map<int, qint64> statusCodes;
     std::map<QString, qint64> errorsByKind;      // by errorKindName()
     std::map<QString, EndpointStats> endpoints;  // by step name
@@ -48,6 +50,11 @@ struct RunStats {
     void recordRequest(const QString &step, const QByteArray &method, int status, ErrorKind error,
                        qint64 latencyUs, qint64 bytesReceived, qint64 bytesSent, const QByteArray &protocol);
     void recordServerTiming(const QString &metric, qint64 durUs);
+    // Open model: a latency measured from the iteration's intended start, corrected for coordinated omission the
+    // way HdrHistogram's recordValueWithExpectedInterval (and wrk2) does: a value longer than the interval at
+    // which this vUser was expected to start iterations also records the samples that the stall kept from being
+    // sent (value - interval, value - 2*interval, ...).
+    void recordCorrected(qint64 latencyUs, qint64 expectedIntervalUs);
     void recordCheck(const QString &step, const QString &check, bool passed);
 
     void merge(const RunStats &other);
