@@ -14,7 +14,7 @@ packages=(
   curl
 )
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(nginx-light python3-pytest python3-jsonschema xvfb xauth)
+  packages+=(nginx-light openssl python3-pytest python3-jsonschema xvfb xauth)
 fi
 
 missing=()

@@ -644,11 +644,13 @@ void Executor::onVuActivated(bool created)
 
 void Executor::noteVus()
 {
-    // A bucket's "vus" is the most vUsers active at any moment of its second.
-    m_vusMax = std::max(m_vusMax, m_running);
+    // A bucket's "vus" is the most vUsers active at any moment of its second. In the closed model a vUser above
+    // the target is only finishing its iteration (ramp-down): it is not active, so "vus" never exceeds the target.
+    const int active = m_setup.plan.model == LoadPlan::Model::Open ? m_running : std::min(m_running, m_target);
+    m_vusMax = std::max(m_vusMax, active);
     const qint64 index = duration_cast<microseconds>(MonoClock::now() - m_start).count() / 1000000;
     int &v = m_bucketVus[index];
-    v = std::max(v, m_running);
+    v = std::max(v, active);
 }
 
 void Executor::onVuExited(int)
@@ -748,7 +750,7 @@ void Executor::emitBuckets(qint64 upTo, bool final)
             {"schema", "userflux.timeseries/1"},
             {"t_s", index},
             {"duration_s", std::round(durationS * 1e6) / 1e6},
-            {"vus", m_bucketVus.count(index) ? m_bucketVus[index] : m_running},
+            {"vus", m_bucketVus.count(index) ? m_bucketVus[index] : 0},
             {"requests", finished},
             {"ok", stats.ok},
             {"errors", stats.errors},

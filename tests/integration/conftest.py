@@ -207,3 +207,68 @@ def testserver(tmp_path):
     yield Server()
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def nginx_h2(tmp_path):
+    """nginx serving HTTP/2 over TLS (ALPN, self-signed certificate for 127.0.0.1) and cleartext h2c, logging the
+    protocol of every request."""
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    root = tmp_path / "nginx-h2"
+    (root / "logs").mkdir(parents=True)
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    tls_port, h2c_port = free_port(), free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format proto '$server_port $server_protocol $status';
+    access_log {root}/logs/access.log proto;
+    client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{ default_type text/plain; return 200 "hello over tls\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{h2c_port} http2;
+        location / {{ default_type text/plain; return 200 "hello over h2c\\n"; }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(tls_port)
+        wait_for_port(h2c_port)
+    except TimeoutError:
+        proc.kill()
+        raise AssertionError("nginx did not start: " + proc.stderr.read().decode())
+
+    class NginxH2:
+        https_url = f"https://127.0.0.1:{tls_port}"
+        h2c_url = f"http://127.0.0.1:{h2c_port}"
+        ca_file = str(cert)
+        access_log = root / "logs" / "access.log"
+
+        def protocols(self):
+            """{(port, protocol): count} from the access log."""
+            counts = {}
+            if self.access_log.exists():
+                for line in self.access_log.read_text().splitlines():
+                    port, proto, _ = line.split()
+                    counts[(int(port), proto)] = counts.get((int(port), proto), 0) + 1
+            return counts
+
+    yield NginxH2()
+    proc.terminate()
+    proc.wait(timeout=10)

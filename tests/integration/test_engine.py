@@ -1,6 +1,7 @@
 """The engine as a user sees it through userfluxctl: per-vUser cookies, concurrency beyond QNAM's 6 connections,
 a killed agent, and the installed (relocatable) tree."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -100,3 +101,23 @@ def test_installed_tree_is_relocatable(tmp_path, testserver):
         assert os.readlink(f"/proc/{endpoint['pid']}/exe") == str(moved / "bin" / "userfluxd")
     finally:
         ctl.stop_daemon()
+
+
+def test_ramp_down_is_honest(ctl, testserver, tmp_path):
+    # 6 vUsers whose iterations take 700 ms ramp down to 0 over 1 s: those above the target finish their
+    # iteration (no request is cut within graceful_stop) and are no longer counted as active vUsers.
+    stages = [{"duration": "0s", "target": 6}, {"duration": "2s", "target": 6}, {"duration": "1s", "target": 0}]
+    config = steps_config(testserver.url, {"model": "closed", "stages": stages, "graceful_stop": "3s"},
+                          [{"name": "slow", "path": "/delay?ms=700"}])
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    summary = assert_contract(ctl.only_run())
+
+    def planned(t):
+        return 6 if t < 2 else max(0.0, 6 - 6 * (t - 2))
+
+    for b in summary["timeseries"]:
+        top = max(planned(b["t_s"]), planned(min(b["t_s"] + b["duration_s"], 3.0) - 1e-6))
+        assert b["vus"] <= math.ceil(top), (b, top)
+    assert summary["totals"]["interrupted"] == 0
+    assert summary["totals"]["requests"] == testserver.stats()["responses_completed"]
+    assert summary["totals"]["vus_max"] == 6

@@ -206,11 +206,146 @@ private Q_SLOTS:
             QCOMPARE(r.bytesReceived, 1000);
         }
         const auto s = m_server->stats();
-        qInfo("%s", m_server->statsJson().dump().c_str());
         QCOMPARE(c->retries(), 0);
         QCOMPARE(s.requestsReceived, quint64(50));
         QCOMPARE(s.connectionsAccepted, quint64(50));
         QCOMPARE(s.bodyBytesWritten, quint64(50 * 1000));
+    }
+
+    // Cleartext HTTP/1.1 is our own engine: one keep-alive connection per vUser, reused.
+    void keepAliveConnectionPerVu()
+    {
+        m_server->reset();
+        auto c = client();
+        for (int i = 0; i < 20; ++i) {
+            ProtocolRequest req = get(url("/ok?bytes=100"));
+            req.affinity = quint64(1 + i % 2);
+            const auto r = exec(*c, req);
+            QCOMPARE(r.error, ErrorKind::None);
+            QCOMPARE(r.bytesReceived, 100);
+        }
+        const auto s = m_server->stats();
+        QCOMPARE(s.requestsReceived, quint64(20));
+        QCOMPARE(s.connectionsAccepted, quint64(2));
+    }
+
+    void requestLineAndHost()
+    {
+        auto c = client();
+        ProtocolRequest req = get(url("/headers?a=1&b=x%20y"));
+        req.headers.append({QByteArray("X-Test"), QByteArray("yes")});
+        const auto r = exec(*c, req);
+        QCOMPARE(r.status, 200);
+        const auto j = nlohmann::json::parse(r.body.toStdString());
+        QCOMPARE(QString::fromStdString(j["target"]), QStringLiteral("/headers?a=1&b=x%20y"));
+        QCOMPARE(QString::fromStdString(j["version"]), QStringLiteral("HTTP/1.1"));
+        QString host, test;
+        for (const auto &h : j["headers"]) {
+            if (QString::fromStdString(h[0]).compare(QLatin1String("host"), Qt::CaseInsensitive) == 0)
+                host = QString::fromStdString(h[1]);
+            if (QString::fromStdString(h[0]) == QLatin1String("X-Test"))
+                test = QString::fromStdString(h[1]);
+        }
+        QCOMPARE(host, QStringLiteral("127.0.0.1:%1").arg(m_server->port()));
+        QCOMPARE(test, QStringLiteral("yes"));
+    }
+
+    void chunkedBodyWithLateLastChunk()
+    {
+        m_server->reset();
+        auto c = client();
+        for (int i = 0; i < 3; ++i) {
+            const auto r = exec(*c, get(url("/chunked?chunks=3&chunk_bytes=10&last_delay_ms=50")));
+            QCOMPARE(r.error, ErrorKind::None);
+            QCOMPARE(r.status, 200);
+            QCOMPARE(r.body, QByteArray(30, 'x'));
+            QCOMPARE(r.bytesReceived, 30);
+            QVERIFY2(ms(r) >= 50 && ms(r) < 1000, qPrintable(QString::number(ms(r))));
+        }
+        QCOMPARE(m_server->stats().connectionsAccepted, quint64(1));
+    }
+
+    // Connection: close on every 5th response: a new connection after it, nothing sent on the closed one.
+    void connectionCloseIsHonoured()
+    {
+        m_server->reset();
+        auto c = client();
+        for (int i = 0; i < 20; ++i) {
+            const auto r = exec(*c, get(url("/close-every?n=5")));
+            QCOMPARE(r.error, ErrorKind::None);
+            QCOMPARE(r.status, 200);
+        }
+        const auto s = m_server->stats();
+        QCOMPARE(c->retries(), 0);
+        QCOMPARE(s.requestsReceived, quint64(20));
+        QCOMPARE(s.responsesCompleted, quint64(20));
+        QCOMPARE(s.connectionsAccepted, quint64(4));
+    }
+
+    // No body for HEAD, 204 and 304 whatever Content-Length says, and the connection goes on.
+    void bodilessResponsesKeepTheConnection()
+    {
+        m_server->reset();
+        auto c = client();
+        ProtocolRequest head = get(url("/head-length?bytes=1048576"), milliseconds(2000));
+        head.method = "HEAD";
+        for (int i = 0; i < 3; ++i) {
+            for (const ProtocolRequest &req : {head, get(url("/no-content"), milliseconds(2000)),
+                                               get(url("/not-modified"), milliseconds(2000))}) {
+                const auto r = exec(*c, req);
+                QCOMPARE(r.error, ErrorKind::None);
+                QCOMPARE(r.bytesReceived, 0);
+                QVERIFY(ms(r) < 500);
+            }
+        }
+        const auto s = m_server->stats();
+        QCOMPARE(s.requestsReceived, quint64(9));
+        QCOMPARE(s.connectionsAccepted, quint64(1));
+    }
+
+    // A large body cut by a reset: the bytes that came are counted, and the next request works.
+    void resetAfterPartOfALargeBody()
+    {
+        m_server->reset();
+        auto c = client();
+        const auto ok = exec(*c, get(url("/reset-after?bytes=2000000&every=2&cut=500000")));
+        QCOMPARE(ok.error, ErrorKind::None);
+        QCOMPARE(ok.bytesReceived, 2000000);
+        const auto cut = exec(*c, get(url("/reset-after?bytes=2000000&every=2&cut=500000")));
+        QCOMPARE(cut.error, ErrorKind::Reset);
+        QCOMPARE(cut.status, 0);
+        QCOMPARE(cut.bytesReceived, 500000);
+        const auto again = exec(*c, get(url("/ok")));
+        QCOMPARE(again.error, ErrorKind::None);
+        QCOMPARE(c->retries(), 0);
+        QCOMPARE(m_server->stats().requestsReceived, quint64(3));
+    }
+
+    // The server closes an idle keep-alive connection: the next request goes on a new one, without an error.
+    void idleConnectionClosedByTheServer()
+    {
+        m_server->reset();
+        m_server->server().setIdleTimeout(100);
+        auto c = client();
+        QCOMPARE(exec(*c, get(url("/ok"))).error, ErrorKind::None);
+        QTest::qWait(300);
+        const auto r = exec(*c, get(url("/ok")));
+        m_server->server().setIdleTimeout(60000);
+        QCOMPARE(r.error, ErrorKind::None);
+        QCOMPARE(r.status, 200);
+        const auto s = m_server->stats();
+        QCOMPARE(s.requestsReceived, quint64(2) + quint64(c->retries()));
+        QCOMPARE(s.connectionsAccepted, quint64(2));
+    }
+
+    void timeoutBeforeAnyResponseAndTheNextRequest()
+    {
+        auto c = client();
+        const auto r = exec(*c, get(url("/delay?ms=2000"), milliseconds(200)));
+        QCOMPARE(r.error, ErrorKind::Timeout);
+        const auto next = exec(*c, get(url("/ok")));
+        QCOMPARE(next.error, ErrorKind::None);
+        QCOMPARE(next.status, 200);
     }
 
     void postBodyIsSent()
