@@ -211,3 +211,17 @@ def test_failed_threshold_exits_99_and_abort_on_fail_stops_early(ctl, nginx, tmp
     assert status["state"] == "aborted" and status["exit_code"] == 99
     assert "abort_on_fail" in status["message"] and "p50 < 0.001" in status["message"]
     assert assert_contract(aborted)["run"]["duration_s"] < 10
+
+
+def test_report_without_matplotlib_exits_3_with_one_clear_line(ctl, nginx, tmp_path):
+    config = steps_config(nginx.url, {"model": "closed", "vus": 1, "iterations": 3})
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    fake = tmp_path / "python-without-matplotlib"
+    fake.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named matplotlib' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    ctl.env["USERFLUX_PYTHON"] = str(fake)
+    proc = ctl("report", ctl.only_run().name, timeout=60)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "matplotlib" in lines[0] and "USERFLUX_PYTHON" in lines[0], proc.stderr
+    assert not (ctl.only_run() / "report.html").exists()
