@@ -225,3 +225,32 @@ def test_report_without_matplotlib_exits_3_with_one_clear_line(ctl, nginx, tmp_p
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "matplotlib" in lines[0] and "USERFLUX_PYTHON" in lines[0], proc.stderr
     assert not (ctl.only_run() / "report.html").exists()
+
+
+def test_server_timing_breakdown_and_scoped_thresholds(ctl, gateway_factory, tmp_path):
+    port = gateway_factory("--latency-scale", "0.5")
+    steps = [
+        {"name": "login", "method": "POST", "path": "/api/login", "json": {"user": "u{{vu}}", "password": "pw"},
+         "extract": {"token": "json:/token"}},
+        {"name": "items", "path": "/api/items", "headers": {"Authorization": "Bearer {{token}}"}},
+    ]
+    thresholds = {"latency_ms{endpoint=items}": ["p95 < 2000"],
+                  "server_timing_ms{service=catalog}": ["p95 < 2000", "count == 20"],
+                  "server_timing_ms{service=auth}": ["p50 < 0.001"],
+                  "error_rate{endpoint=login}": ["< 0.01"]}
+    config = steps_config(f"http://127.0.0.1:{port}", {"model": "closed", "vus": 2, "iterations": 10}, steps,
+                          thresholds=thresholds)
+    proc = ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60)
+    assert proc.returncode == 99, proc
+    summary = assert_contract(ctl.only_run())
+    timing = {s["service"]: s for s in summary["server_timing"]}
+    # Login calls auth; items call catalog and inventory in parallel; every API response names the gateway too.
+    assert {k: v["count"] for k, v in timing.items()} == {"auth": 20, "catalog": 20, "inventory": 20, "gateway": 40}
+    # The gateway waits for the slower of catalog and inventory: its time covers both on every items response.
+    assert timing["gateway"]["latency_ms"]["max"] >= timing["catalog"]["latency_ms"]["min"]
+    verdicts = {(t["metric"], t["expr"]): (t["ok"], t["observed"]) for t in summary["thresholds"]}
+    assert verdicts[("server_timing_ms{service=catalog}", "count == 20")] == (True, 20)
+    assert verdicts[("server_timing_ms{service=auth}", "p50 < 0.001")][0] is False
+    assert verdicts[("latency_ms{endpoint=items}", "p95 < 2000")][0] is True
+    assert verdicts[("error_rate{endpoint=login}", "< 0.01")] == (True, 0.0)
+    assert "FAIL" in proc.stdout and "server_timing_ms{service=auth}" in proc.stdout

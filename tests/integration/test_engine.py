@@ -121,3 +121,38 @@ def test_ramp_down_is_honest(ctl, testserver, tmp_path):
     assert summary["totals"]["interrupted"] == 0
     assert summary["totals"]["requests"] == testserver.stats()["responses_completed"]
     assert summary["totals"]["vus_max"] == 6
+
+
+def test_every_kind_of_check_counts_passes_and_fails_without_making_errors(ctl, testserver, tmp_path):
+    steps = [
+        {"name": "echo", "method": "POST", "path": "/echo", "json": {"a": {"b": 7}, "s": "x{{vu}}"},
+         "checks": [
+             {"status": 200},                                   # pass
+             {"status": [404, 500]},                            # fail
+             {"header": "Content-Type", "equals": "application/json"},  # pass
+             {"header": "Content-Type", "contains": "json"},    # pass
+             {"header": "X-Missing"},                           # fail
+             {"body_contains": "\"a\""},                        # pass
+             {"json": "/a/b", "equals": 7},                     # pass
+             {"json": "/a/b", "equals": 8},                     # fail
+             {"json": "/s", "equals": "x{{vu}}"},               # pass (templated)
+             {"json": "/a/c", "exists": False},                 # pass
+             {"json": "/a/c"},                                  # fail
+             {"latency_below": "5s", "name": "fast enough"},    # pass
+         ]},
+        {"name": "slow", "path": "/delay?ms=300", "checks": [{"latency_below": "100ms"}]},  # fail
+    ]
+    config = steps_config(testserver.url, {"model": "closed", "vus": 2, "iterations": 5}, steps,
+                          thresholds={"checks": ["rate > 0.5"]})
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    summary = assert_contract(ctl.only_run())
+    checks = {(c["step"], c["name"]): (c["passes"], c["fails"]) for c in summary["checks"]}
+    expected_fail = {("echo", "status in [404, 500]"), ("echo", "header X-Missing present"),
+                     ("echo", "json /a/b == 8"), ("echo", "json /a/c exists"), ("slow", "latency < 100ms")}
+    assert len(checks) == 13, checks
+    for key, (passes, fails) in checks.items():
+        assert (passes, fails) == ((0, 10) if key in expected_fail else (10, 0)), (key, passes, fails)
+    assert ("echo", "fast enough") in checks
+    # Checks are counted on their own: no request became an error.
+    assert summary["totals"]["errors"] == 0 and summary["totals"]["ok"] == 20
+    assert summary["thresholds"][0]["observed"] == round(80 / 130, 3)
