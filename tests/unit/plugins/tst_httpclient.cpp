@@ -1,6 +1,8 @@
-// The QNAM protocol plugin against the scriptable loopback server: statuses are responses (never transport
-// errors), transport failures are classified by kind, deadlines hold, cancellation interrupts, and the QNAM
-// pitfalls (redirects, h2c against HTTP/1.1, proxies from the environment) are handled.
+// The http protocol plugin against the scriptable loopback server: statuses are responses (never transport
+// errors), transport failures are classified by kind, deadlines hold, cancellation interrupts. Cleartext HTTP/1.1
+// goes through our own engine (framing, keep-alive per vUser, each request sent once: QNAM re-sends finished
+// requests on close-delimited bodies); the QNAM pitfalls (redirects, h2c against HTTP/1.1, proxies from the
+// environment) are handled on the QNAM path.
 #include <userflux/pluginhost.h>
 
 #include "scriptableserver.h"
