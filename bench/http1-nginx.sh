@@ -39,5 +39,5 @@ uf_rps=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['totals
 
 printf 'bench http1-nginx: %s connections/vUsers, %s s, loopback nginx\n' "$conns" "$seconds"
 printf '  wrk -t1          %10.0f req/s\n' "$wrk_rps"
-printf '  userflux (QNAM)  %10.0f req/s\n' "$uf_rps"
+printf '  userflux         %10.0f req/s\n' "$uf_rps"
 python3 -c "print(f'  ratio userflux/wrk: {float($uf_rps)/float($wrk_rps):.3f}')"
