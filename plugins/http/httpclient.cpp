@@ -263,6 +263,10 @@ void QnamClient::onFinished(quint64 handle)
         // A connection closed mid-body after the headers: a reset, whatever QNAM calls it.
         if (r.error == ErrorKind::Other && r.status > 0)
             r.error = ErrorKind::Reset;
+        // h2c by prior knowledge to a server that does not speak it fails in QNAM's HTTP/2 framing ("failed to
+        // send HEADERS frame(s)", "unknown network error"): that is the server not speaking the protocol.
+        if (f->h2c && !f->sawHeaders && (r.error == ErrorKind::Other || r.error == ErrorKind::Reset))
+            r.error = ErrorKind::Protocol;
     }
     // A failed exchange has no valid status: transport errors carry none (sum(status_codes) counts responses).
     if (r.error != ErrorKind::None)

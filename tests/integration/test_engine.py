@@ -156,3 +156,36 @@ def test_every_kind_of_check_counts_passes_and_fails_without_making_errors(ctl, 
     # Checks are counted on their own: no request became an error.
     assert summary["totals"]["errors"] == 0 and summary["totals"]["ok"] == 20
     assert summary["thresholds"][0]["observed"] == round(80 / 130, 3)
+
+
+def test_expect_status_and_connect_timeout(ctl, testserver, tmp_path):
+    import socket
+    # A listener that never accepts, its backlog already full: the kernel drops further SYNs, so a connection
+    # can never be established and the deadline expires while connecting.
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(blackhole.getsockname())
+        fillers.append(s)
+    time.sleep(0.2)
+    try:
+        port = blackhole.getsockname()[1]
+        steps = [{"name": "gone", "path": "/status/404", "expect_status": [404]},
+                 {"name": "hole", "path": f"http://127.0.0.1:{port}/"}]
+        config = steps_config(testserver.url, {"model": "closed", "vus": 1, "iterations": 2}, steps)
+        config["target"]["timeout"] = "500ms"
+        ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+        summary = assert_contract(ctl.only_run())
+    finally:
+        for s in fillers:
+            s.close()
+        blackhole.close()
+    endpoints = {e["name"]: e for e in summary["endpoints"]}
+    assert endpoints["gone"]["ok"] == 2 and endpoints["gone"]["errors"] == 0   # 404 was expected
+    assert endpoints["hole"]["errors"] == 2
+    assert summary["errors_by_kind"]["connect_timeout"] == 2, summary["errors_by_kind"]
+    assert all(500 <= e["latency_ms"]["max"] < 900 for e in [endpoints["hole"]])

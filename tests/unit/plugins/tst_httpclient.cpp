@@ -176,8 +176,8 @@ private Q_SLOTS:
     {
         auto c = client(QStringLiteral("h2c"));
         const auto r = exec(*c, get(url("/ok"), milliseconds(500)));
-        QVERIFY2(r.error == ErrorKind::Timeout || r.error == ErrorKind::Protocol || r.error == ErrorKind::Reset,
-                 qPrintable(errorKindName(r.error)));
+        // Either QNAM notices the HTTP/1.1 answer (protocol) or it hangs, as it does, until our deadline (timeout).
+        QVERIFY2(r.error == ErrorKind::Timeout || r.error == ErrorKind::Protocol, qPrintable(errorKindName(r.error)));
         QVERIFY(ms(r) < 1500);
     }
 
