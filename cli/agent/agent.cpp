@@ -189,12 +189,11 @@ void Agent::stop()
     m_executor->stop(m_stopSignals > 1);
 }
 
-nlohmann::json Agent::partialSummary() const
+SummaryInput Agent::summaryInput(bool final) const
 {
     SummaryInput in;
     in.runId = m_runId;
-    in.final = false;
-    in.state = QStringLiteral("running");
+    in.final = final;
     in.startedAt = m_startedAt;
     in.durationS = m_executor->elapsedS();
     in.configName = QString::fromStdString(m_config.value("name", std::string()));
@@ -203,6 +202,13 @@ nlohmann::json Agent::partialSummary() const
     in.endpointOrder = m_scenario->endpoints();
     in.vusMax = m_executor->vusMax();
     in.retries = m_executor->retries();
+    return in;
+}
+
+nlohmann::json Agent::partialSummary() const
+{
+    SummaryInput in = summaryInput(false);
+    in.state = QStringLiteral("running");
     return buildSummary(in);
 }
 
@@ -241,20 +247,10 @@ void Agent::finish()
     if (m_abortTimer)
         m_abortTimer->stop();
     const bool aborted = m_executor->aborted();
-    SummaryInput in;
-    in.runId = m_runId;
-    in.final = true;
+    SummaryInput in = summaryInput(true);
     in.state = aborted ? QStringLiteral("aborted") : QStringLiteral("finished");
-    in.startedAt = m_startedAt;
     in.endedAt = QDateTime::currentDateTimeUtc();
-    in.durationS = m_executor->elapsedS();
-    in.configName = QString::fromStdString(m_config.value("name", std::string()));
-    in.model = m_executor->plan().model == LoadPlan::Model::Open ? QStringLiteral("open") : QStringLiteral("closed");
-    in.totals = &m_executor->totals();
     in.timeseries = m_executor->timeseries();
-    in.endpointOrder = m_scenario->endpoints();
-    in.vusMax = m_executor->vusMax();
-    in.retries = m_executor->retries();
     in.thresholds = &m_thresholds;
     const json summary = buildSummary(in);
     for (auto &s : m_sinks)

@@ -4,6 +4,7 @@
 // Threading: lives on the main thread; the executor's workers run on their own threads.
 #include <userflux/executor.h>
 #include <userflux/pluginhost.h>
+#include <userflux/summary.h>
 #include <userflux/thresholds.h>
 
 #include <QDateTime>
@@ -37,6 +38,7 @@ Q_SIGNALS:
 
 private:
     int failEarly(int code, const QString &message);
+    SummaryInput summaryInput(bool final) const;
     nlohmann::json partialSummary() const;
     void writePartialSummary();
     void checkAbortThresholds();

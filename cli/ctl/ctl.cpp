@@ -31,10 +31,6 @@ namespace Userflux {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-#ifndef USERFLUX_VERSION
-#define USERFLUX_VERSION "0.0.0"
-#endif
-
 namespace {
 
 enum ExitCode { ExitOk = 0, ExitFailed = 1, ExitUsage = 2, ExitEnvironment = 3, ExitThresholds = 99, ExitAborted = 130 };

@@ -32,10 +32,6 @@ namespace Userflux {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-#ifndef USERFLUX_VERSION
-#define USERFLUX_VERSION "0.0.0"
-#endif
-
 namespace {
 
 constexpr qint64 MaxLineBytes = 64 * 1024;      // a longer partial agent line is logged as it is

@@ -117,14 +117,13 @@ def assert_contract(run_dir: Path) -> dict:
     return summary_of(run_dir)
 
 
-@pytest.fixture
-def nginx(tmp_path):
+def start_nginx(root: Path, http_block: str, ports):
+    """Runs Debian's nginx in the foreground, single process, everything under `root`; `http_block` holds the
+    log format/access log and server blocks. Returns the process once every port accepts."""
     exe = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(exe).exists():
         pytest.fail("nginx is not installed: run scripts/setup.sh --tests")
-    root = tmp_path / "nginx"
     (root / "logs").mkdir(parents=True)
-    port = free_port()
     conf = root / "nginx.conf"
     conf.write_text(f"""
 daemon off;
@@ -134,22 +133,33 @@ pid {root}/nginx.pid;
 error_log {root}/logs/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {root}/logs/access.log;
     client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fastcgi;
     uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
     keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ default_type text/plain; return 200 "hello from nginx\\n"; }}
-    }}
+{http_block}
 }}
 """)
     proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port)
+        for port in ports:
+            wait_for_port(port)
     except TimeoutError:
         proc.kill()
         raise AssertionError("nginx did not start: " + proc.stderr.read().decode())
+    return proc
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """nginx on a free loopback port answering 200 to everything, with an access log: the server's own count."""
+    root = tmp_path / "nginx"
+    port = free_port()
+    proc = start_nginx(root, f"""
+    access_log {root}/logs/access.log;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ default_type text/plain; return 200 "hello from nginx\\n"; }}
+    }}""", [port])
 
     class Nginx:
         url = f"http://127.0.0.1:{port}"
@@ -213,27 +223,16 @@ def testserver(tmp_path):
 def nginx_h2(tmp_path):
     """nginx serving HTTP/2 over TLS (ALPN, self-signed certificate for 127.0.0.1) and cleartext h2c, logging the
     protocol of every request."""
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
     root = tmp_path / "nginx-h2"
-    (root / "logs").mkdir(parents=True)
+    root.mkdir()
     cert, key = root / "cert.pem", root / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     tls_port, h2c_port = free_port(), free_port()
-    conf = root / "nginx.conf"
-    conf.write_text(f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+    proc = start_nginx(root, f"""
     log_format proto '$server_port $server_protocol $status';
     access_log {root}/logs/access.log proto;
-    client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
     server {{
         listen 127.0.0.1:{tls_port} ssl http2;
         ssl_certificate {cert};
@@ -243,16 +242,7 @@ http {{
     server {{
         listen 127.0.0.1:{h2c_port} http2;
         location / {{ default_type text/plain; return 200 "hello over h2c\\n"; }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for_port(tls_port)
-        wait_for_port(h2c_port)
-    except TimeoutError:
-        proc.kill()
-        raise AssertionError("nginx did not start: " + proc.stderr.read().decode())
+    }}""", [tls_port, h2c_port])
 
     class NginxH2:
         https_url = f"https://127.0.0.1:{tls_port}"
