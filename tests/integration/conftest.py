@@ -231,7 +231,7 @@ def nginx_h2(tmp_path):
                    check=True, capture_output=True)
     tls_port, h2c_port = free_port(), free_port()
     proc = start_nginx(root, f"""
-    log_format proto '$server_port $server_protocol $status';
+    log_format proto '$server_port $server_protocol $status $connection';
     access_log {root}/logs/access.log proto;
     server {{
         listen 127.0.0.1:{tls_port} ssl http2;
@@ -255,9 +255,15 @@ def nginx_h2(tmp_path):
             counts = {}
             if self.access_log.exists():
                 for line in self.access_log.read_text().splitlines():
-                    port, proto, _ = line.split()
+                    port, proto, _, _ = line.split()
                     counts[(int(port), proto)] = counts.get((int(port), proto), 0) + 1
             return counts
+
+        def connections(self):
+            """Distinct connections that carried a request."""
+            if not self.access_log.exists():
+                return 0
+            return len({line.split()[3] for line in self.access_log.read_text().splitlines()})
 
     yield NginxH2()
     proc.terminate()

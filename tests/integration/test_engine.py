@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BUILD, Ctl, assert_contract, status_of
+from conftest import BUILD, REPO, Ctl, assert_contract, status_of
 from test_end_to_end import steps_config
 
 
@@ -189,3 +189,28 @@ def test_expect_status_and_connect_timeout(ctl, testserver, tmp_path):
     assert endpoints["hole"]["errors"] == 2
     assert summary["errors_by_kind"]["connect_timeout"] == 2, summary["errors_by_kind"]
     assert all(500 <= e["latency_ms"]["max"] < 900 for e in [endpoints["hole"]])
+
+
+def test_csv_rows_per_vuser(ctl, testserver, tmp_path):
+    (tmp_path / "users.csv").write_text("user,password\nalice,a1\nbob,\"b,2\"\ncarol,c3\n")
+    steps = [{"name": "login", "method": "POST", "path": "/echo",
+              "json": {"user": "{{row.user}}", "password": "{{row.password}}", "vu": "{{vu}}"},
+              "checks": [{"json": "/user", "equals": "{{row.user}}"}, {"json": "/vu", "equals": "{{vu}}"}],
+              "extract": {"who": "json:/user"}},
+             {"name": "again", "method": "POST", "path": "/echo", "body": "{{who}}/{{row.password}}",
+              "checks": [{"body_contains": "{{row.user}}/{{row.password}}"}]}]
+    config = steps_config(testserver.url, {"model": "closed", "vus": 3, "iterations": 4}, steps)
+    config["scenario"]["data"] = {"csv": "users.csv", "mode": "per-vu"}
+    ctl("run", str(ctl.write_config(tmp_path, config)), "--follow", timeout=60, check=0)
+    run = ctl.only_run()
+    summary = assert_contract(run)
+    # The data file was copied into the run dir: the run dir is self-contained.
+    assert (run / "users.csv").read_text() == (tmp_path / "users.csv").read_text()
+    assert all(c["fails"] == 0 and c["passes"] == 12 for c in summary["checks"]), summary["checks"]
+
+
+def test_every_example_config_validates(ctl):
+    for example in sorted((REPO / "resources" / "examples").glob("*.json")):
+        proc = ctl("validate", str(example), timeout=60)
+        assert proc.returncode == 0, (example.name, proc.stdout, proc.stderr)
+        assert "config ok" in proc.stdout

@@ -53,3 +53,15 @@ def test_untrusted_certificate_is_a_tls_error_unless_verification_is_off(ctl, ng
     config["target"]["tls"] = {"verify": False}
     summary = run(ctl, tmp_path, config, "noverify.json")
     assert summary["totals"]["ok"] == 4
+
+
+def test_https_http11_spreads_vusers_over_enough_connections(ctl, nginx_h2, tmp_path):
+    # QNAM opens at most 6 HTTP/1.1 connections per host per manager: 24 vUsers starting together need 4 managers
+    # to get a connection each instead of queueing behind 6.
+    config = steps_config(nginx_h2.https_url, {"model": "closed", "vus": 24, "iterations": 3, "workers": 1},
+                          [{"name": "home", "path": "/"}])
+    config["target"]["tls"] = {"ca_file": nginx_h2.ca_file}
+    config["target"]["http_version"] = "1.1"
+    summary = run(ctl, tmp_path, config, "many.json")
+    assert summary["totals"]["ok"] == 72 and summary["protocols"] == {"http/1.1": 72}
+    assert nginx_h2.connections() > 6, nginx_h2.connections()
